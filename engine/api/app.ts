@@ -1,0 +1,37 @@
+import { Ajv } from "ajv";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import type { Engine } from "../engine.js";
+import "./access.js";
+import { installErrorHandling } from "./errors.js";
+import { healthRoutes } from "./routes/health.js";
+import { runRoutes } from "./routes/runs.js";
+import { workflowRoutes } from "./routes/workflows.js";
+
+export interface AppOptions {
+  engine: Engine;
+  /** Log each request through the engine's logger. @default true */
+  requestLogging?: boolean;
+}
+
+/**
+ * Builds the HTTP API without listening (tests use inject(); `start` calls listen()).
+ * Bodies are validated strictly: no coercion, no silent stripping of unknown fields.
+ */
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const { engine } = options;
+  const app = Fastify({
+    loggerInstance: engine.logger as FastifyBaseLogger,
+    disableRequestLogging: options.requestLogging === false,
+    bodyLimit: 1024 * 1024,
+    return503OnClosing: true,
+  });
+  const bodyAjv = new Ajv({ allErrors: true, removeAdditional: false, coerceTypes: false, useDefaults: true, strict: false });
+  // Query strings and path params are text: coercing "5" to 5 is intended there.
+  const queryAjv = new Ajv({ allErrors: true, removeAdditional: false, coerceTypes: true, useDefaults: true, strict: false });
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? bodyAjv : queryAjv).compile(schema));
+  installErrorHandling(app);
+  await app.register(healthRoutes(engine));
+  await app.register(workflowRoutes(engine));
+  await app.register(runRoutes(engine));
+  return app;
+}

@@ -1,0 +1,96 @@
+import type { LogRecord, RunRecord, StepRecord } from "../../storage/types.js";
+import type { ErrorData } from "../errors.js";
+import type { RegisteredWorkflow, RegistrationProblem } from "../registry/registry.js";
+import { nextFireTime } from "../schedule/cron.js";
+
+/** API shapes (DESIGN §6). Storage records never leave the engine unconverted. */
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+function publicError(error: ErrorData | null): ErrorData | null {
+  if (!error) return null;
+  const out: ErrorData = { code: error.code, message: error.message };
+  for (const key of ["category", "fix", "step", "stack", "details"] as const) {
+    if (error[key] !== undefined) (out as unknown as Record<string, unknown>)[key] = error[key];
+  }
+  return out;
+}
+
+export function stepView(s: StepRecord) {
+  return {
+    name: s.name,
+    status: s.status,
+    attempts: s.attempts,
+    startedAt: iso(s.startedAt),
+    finishedAt: iso(s.finishedAt),
+    durationMs: s.finishedAt === null ? null : s.finishedAt - s.startedAt,
+    error: publicError(s.error),
+  };
+}
+
+export function runView(r: RunRecord, steps?: StepRecord[]) {
+  const view = {
+    id: r.id,
+    workflow: r.workflow,
+    workflowVersion: r.workflowVersion,
+    org: r.org,
+    trigger: r.trigger,
+    status: r.status,
+    params: r.params,
+    result: r.result,
+    error: publicError(r.error),
+    attempt: r.attempt,
+    idempotencyKey: r.idempotencyKey,
+    queuedAt: iso(r.queuedAt),
+    startedAt: iso(r.startedAt),
+    finishedAt: iso(r.finishedAt),
+    durationMs: r.startedAt !== null && r.finishedAt !== null ? r.finishedAt - r.startedAt : null,
+    scheduledFor: iso(r.scheduledFor),
+  };
+  return steps ? { ...view, steps: steps.map(stepView) } : view;
+}
+
+export type RunView = ReturnType<typeof runView>;
+
+export function logView(l: LogRecord) {
+  const view: { seq: number; ts: string; level: string; msg: string; data?: unknown; step?: string } = {
+    seq: l.seq,
+    ts: new Date(l.ts).toISOString(),
+    level: l.level,
+    msg: l.msg,
+  };
+  if (l.data !== undefined) view.data = l.data;
+  if (l.step !== undefined) view.step = l.step;
+  return view;
+}
+
+export function workflowView(w: RegisteredWorkflow, problem: RegistrationProblem | undefined, now: number) {
+  const d = w.definition;
+  return {
+    name: d.name,
+    description: d.description,
+    params: d.params,
+    schedule: d.schedule && {
+      cron: d.schedule.cron,
+      timezone: d.schedule.timezone,
+      overlap: d.schedule.overlap,
+      catchUp: d.schedule.catchUp,
+      catchUpWindowMs: d.schedule.catchUpWindowMs,
+    },
+    nextFireAt: d.schedule ? iso(nextFireTime(d.schedule.cron, d.schedule.timezone, now)) : null,
+    timeoutMs: d.timeoutMs,
+    chunkTimeoutMs: d.chunkTimeoutMs,
+    retry: d.retry,
+    sourceKind: w.sourceKind,
+    file: w.file,
+    version: w.version,
+    registeredAt: iso(w.registeredAt),
+    updatedAt: iso(w.updatedAt),
+    // A newer version of the module was rejected; this (last good) version keeps running.
+    lastError: problem ? { ...publicError(problem.error), at: iso(problem.at) } : null,
+  };
+}
+
+export function problemView(p: RegistrationProblem) {
+  return { file: p.file, name: p.name ?? null, error: publicError(p.error), at: iso(p.at) };
+}

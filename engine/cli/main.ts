@@ -1,0 +1,279 @@
+import { parseArgs } from "node:util";
+import { openStorage } from "../../storage/index.js";
+import { FINISHED_STATUSES, type RunStatus, type Storage } from "../../storage/types.js";
+import { logView, problemView, runView, workflowView } from "../api/views.js";
+import { loadConfig, type EngineConfig } from "../config.js";
+import { Engine } from "../engine.js";
+import { BifrostError, isBifrostError } from "../errors.js";
+import { createLogger } from "../logger.js";
+import { startServer } from "../server.js";
+import { dim, errorText, logLine, runDetails, runDuration, statusText, table, yellow } from "./format.js";
+
+const USAGE = `bifrost — workflow engine
+
+Usage:
+  bifrost start                          run the engine and HTTP API (port ${"$"}BIFROST_PORT, default 7071)
+  bifrost run <workflow> [--params JSON] [--org ORG]
+                                         run a workflow here, streaming its logs; exits 1 unless it succeeds
+  bifrost workflows list                 registered workflows (and modules that failed to load)
+  bifrost runs list [--workflow W] [--status S] [--limit N]
+  bifrost runs show <run-id>             one run with its steps, result and error
+  bifrost runs logs <run-id> [--follow]  a run's log lines
+
+Options:
+  --json     machine-readable output on stdout
+  --help     this text
+
+Environment: BIFROST_DATA_DIR (./data), BIFROST_WORKFLOWS_DIR (./workflows), BIFROST_PORT, BIFROST_HOST,
+LOG_LEVEL, BIFROST_CONCURRENCY; see the README for the rest.`;
+
+const out = (text: string) => process.stdout.write(`${text}\n`);
+const err = (text: string) => process.stderr.write(`${text}\n`);
+
+function usage(message: string): never {
+  throw new BifrostError("CLI_USAGE", message);
+}
+
+function parse(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        json: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+        params: { type: "string", short: "p" },
+        org: { type: "string" },
+        workflow: { type: "string", short: "w" },
+        status: { type: "string" },
+        limit: { type: "string" },
+        follow: { type: "boolean", short: "f", default: false },
+      },
+    });
+  } catch (e) {
+    usage((e as Error).message);
+  }
+}
+
+type Args = ReturnType<typeof parse>;
+
+async function main(argv: string[]): Promise<number> {
+  const args = parse(argv);
+  const [command, sub, ...rest] = args.positionals;
+  if (args.values.help || !command || command === "help") {
+    out(USAGE);
+    return command || args.values.help ? 0 : 2;
+  }
+  switch (command) {
+    case "start":
+      return start();
+    case "run":
+      if (!sub) usage("run needs a workflow name: bifrost run <workflow> [--params JSON]");
+      return run(sub, args);
+    case "workflows":
+      if (sub !== "list" && sub !== undefined) usage(`unknown command "workflows ${sub}"; try "workflows list"`);
+      return listWorkflows(args);
+    case "runs":
+      if (sub === "list" || sub === undefined) return withStorage((s) => listRuns(s, args));
+      if (sub === "show") return withStorage((s) => showRun(s, need(rest[0], "runs show <run-id>"), args));
+      if (sub === "logs") return withStorage((s) => showLogs(s, need(rest[0], "runs logs <run-id>"), args));
+      return usage(`unknown command "runs ${sub}"; try list, show or logs`);
+    default:
+      return usage(`unknown command "${command}"`);
+  }
+}
+
+function need(value: string | undefined, form: string): string {
+  if (!value) usage(`missing argument: bifrost ${form}`);
+  return value;
+}
+
+/** Commands that only read storage don't load or compile workflows. */
+async function withStorage(fn: (storage: Storage) => Promise<number>): Promise<number> {
+  const config = loadConfig();
+  const storage = await openStorage({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
+  try {
+    return await fn(storage);
+  } finally {
+    await storage.close();
+  }
+}
+
+async function start(): Promise<number> {
+  const config = loadConfig();
+  const server = await startServer(config);
+  const { engine } = server;
+  const workflows = engine.registry.list();
+  err(`Bifrost listening on ${server.url} (data: ${config.dataDir}, ${engine.storage.dialect})`);
+  err(`${workflows.length} workflow(s) from ${config.workflowsDir}: ${workflows.map((w) => w.definition.name).join(", ") || "none"}`);
+  for (const p of engine.registry.problems()) err(yellow(`not loaded: ${p.error.message}`));
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        err("forced exit");
+        process.exit(1);
+      }
+      stopping = true;
+      err(`${signal}: draining runs (up to ${config.shutdownGraceMs} ms), press Ctrl-C again to force`);
+      server.close().then(
+        () => resolve(0),
+        (e: unknown) => {
+          err(String(e));
+          resolve(1);
+        },
+      );
+    };
+    process.on("SIGINT", () => stop("SIGINT"));
+    process.on("SIGTERM", () => stop("SIGTERM"));
+  });
+}
+
+function cliConfig(): EngineConfig {
+  return loadConfig(process.env, { watch: false });
+}
+
+async function openCliEngine(): Promise<Engine> {
+  const config = cliConfig();
+  // The CLI speaks to people on stdout/stderr; engine logs go to stderr only when asked for.
+  const logger = createLogger({ level: process.env.LOG_LEVEL ?? "silent", destination: process.stderr });
+  return Engine.open(config, { logger });
+}
+
+function reportProblems(engine: Engine): void {
+  for (const p of engine.registry.problems()) err(yellow(`warning: not loaded: ${p.error.message}`));
+}
+
+async function run(name: string, args: Args): Promise<number> {
+  let params: unknown = {};
+  if (args.values.params !== undefined) {
+    try {
+      params = JSON.parse(args.values.params);
+    } catch (e) {
+      throw new BifrostError("INVALID_JSON", `--params is not valid JSON: ${(e as Error).message}`);
+    }
+  }
+  const engine = await openCliEngine();
+  const json = args.values.json;
+  try {
+    reportProblems(engine);
+    engine.start({ claim: false, watch: false });
+    let runId: string | undefined;
+    const early: Parameters<typeof logLine>[0][] = [];
+    const print = (line: Parameters<typeof logLine>[0]) => (json ? err(logLine(line)) : out(logLine(line)));
+    engine.events.on("run:queued", ({ run: queued }) => {
+      if (!json) err(dim(`run ${queued.id} of ${queued.workflow} started`));
+    });
+    engine.events.on("run:log", ({ runId: id, line }) => {
+      if (runId === undefined) early.push(line);
+      else if (id === runId) print(line);
+    });
+    const { run, done } = await engine.triggerRun(name, { params, org: args.values.org ?? null, trigger: "cli" }, { adopt: true });
+    runId = run.id;
+    for (const line of early.filter((l) => l.runId === run.id)) print(line);
+    // Retries of a failed attempt run here too, unless a server process picks them up first.
+    const finished = await engine.runHere(run.id, done ?? Promise.resolve());
+    const { steps } = await engine.getRun(run.id);
+    if (json) out(JSON.stringify(runView(finished, steps), null, 2));
+    else {
+      err(`${statusText(finished.status)} in ${runDuration(finished)}`);
+      if (finished.error) err(errorText(finished.error));
+      if (finished.result !== null) out(JSON.stringify(finished.result, null, 2));
+    }
+    return finished.status === "succeeded" ? 0 : 1;
+  } finally {
+    await engine.stop(0);
+  }
+}
+
+async function listWorkflows(args: Args): Promise<number> {
+  const engine = await openCliEngine();
+  try {
+    const now = Date.now();
+    const items = engine.registry.list().map((w) => workflowView(w, engine.registry.problemFor(w), now));
+    const problems = engine.registry.problems().map(problemView);
+    if (args.values.json) {
+      out(JSON.stringify({ items, problems }, null, 2));
+      return 0;
+    }
+    if (items.length === 0) out("no workflows registered");
+    else {
+      out(
+        table([
+          ["NAME", "SCHEDULE", "VERSION", "SOURCE", "DESCRIPTION"],
+          ...items.map((w) => [w.name, w.schedule ? `${w.schedule.cron} (${w.schedule.timezone})` : "-", w.version, w.file ? w.file : w.sourceKind, w.description ?? ""]),
+        ]),
+      );
+    }
+    for (const p of problems) err(yellow(`not loaded: ${p.error?.message ?? "unknown error"}`));
+    return 0;
+  } finally {
+    await engine.stop(0);
+  }
+}
+
+const STATUSES: RunStatus[] = ["queued", "running", "succeeded", "failed", "cancelled", "timed_out"];
+
+async function listRuns(storage: Storage, args: Args): Promise<number> {
+  const { workflow, status, limit } = args.values;
+  if (status !== undefined && !STATUSES.includes(status as RunStatus)) usage(`--status must be one of ${STATUSES.join(", ")}`);
+  const n = limit === undefined ? 20 : Number(limit);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) usage("--limit must be an integer from 1 to 1000");
+  const runs = await storage.runs.list({ limit: n, ...(workflow && { workflow }), ...(status && { status: status as RunStatus }) });
+  if (args.values.json) {
+    out(JSON.stringify(runs.map((r) => runView(r)), null, 2));
+    return 0;
+  }
+  if (runs.length === 0) {
+    out("no runs");
+    return 0;
+  }
+  out(
+    table([
+      ["ID", "WORKFLOW", "STATUS", "TRIGGER", "QUEUED", "DURATION"],
+      ...runs.map((r) => [r.id, r.workflow, statusText(r.status), r.trigger, new Date(r.queuedAt).toISOString(), runDuration(r)]),
+    ]),
+  );
+  return 0;
+}
+
+async function findRun(storage: Storage, id: string) {
+  const run = await storage.runs.get(id);
+  if (!run) throw new BifrostError("RUN_NOT_FOUND", `No run with id "${id}"`);
+  return run;
+}
+
+async function showRun(storage: Storage, id: string, args: Args): Promise<number> {
+  const run = await findRun(storage, id);
+  const steps = await storage.steps.listForRun(id);
+  out(args.values.json ? JSON.stringify(runView(run, steps), null, 2) : runDetails(run, steps));
+  return 0;
+}
+
+async function showLogs(storage: Storage, id: string, args: Args): Promise<number> {
+  let run = await findRun(storage, id);
+  let after = 0;
+  for (;;) {
+    const lines = await storage.logs.list(id, { afterSeq: after, limit: 1000 });
+    for (const line of lines) out(args.values.json ? JSON.stringify(logView(line)) : logLine(line));
+    after = lines[lines.length - 1]?.seq ?? after;
+    if (lines.length === 1000) continue;
+    if (!args.values.follow || FINISHED_STATUSES.includes(run.status)) return 0;
+    await new Promise((r) => setTimeout(r, 500));
+    run = await findRun(storage, id);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    if (isBifrostError(e)) {
+      err(`error ${e.code}: ${e.message}`);
+      err(dim(`  fix: ${e.fix}`));
+      process.exit(e.code === "CLI_USAGE" ? 2 : e.status < 500 ? 2 : 1);
+    }
+    err(`error INTERNAL: ${(e as Error)?.stack ?? String(e)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,81 @@
+import { hostname } from "node:os";
+import { resolve } from "node:path";
+import { BifrostError } from "./errors.js";
+
+/** Engine configuration, as read from the environment (DESIGN §10). Every field has a default. */
+export interface EngineConfig {
+  /** @default 7071 (BIFROST_PORT) */
+  port: number;
+  /** @default "127.0.0.1" (BIFROST_HOST); use 0.0.0.0 to listen on every interface */
+  host: string;
+  /** @default http://localhost:<port> (BIFROST_PUBLIC_URL) */
+  publicUrl: string;
+  /** @default ./data (BIFROST_DATA_DIR) */
+  dataDir: string;
+  /** @default ./workflows (BIFROST_WORKFLOWS_DIR) */
+  workflowsDir: string;
+  /** PostgreSQL URL (DATABASE_URL); unset means the embedded SQLite file */
+  databaseUrl: string | undefined;
+  /** Runs executing at once in this process. @default 8 (BIFROST_CONCURRENCY) */
+  concurrency: number;
+  /** @default "info" (LOG_LEVEL) */
+  logLevel: string;
+  /** Sandbox heap limit per run. @default 128 (BIFROST_SANDBOX_MEMORY_MB) */
+  sandboxMemoryMb: number;
+  /** CPU time one invocation may use. @default 60000 (BIFROST_SANDBOX_CPU_MS) */
+  sandboxCpuMs: number;
+  /** Run lease; a dead engine's runs are reclaimed after it. @default 30000 (BIFROST_LEASE_MS) */
+  leaseMs: number;
+  /** Poll interval for runs queued by other processes. @default 1000 (BIFROST_POLL_MS) */
+  pollMs: number;
+  /** Time running invocations get to finish on SIGTERM. @default 10000 (BIFROST_SHUTDOWN_GRACE_MS) */
+  shutdownGraceMs: number;
+  /** Reload workflow files when they change. @default true for `start` (BIFROST_WATCH=0 disables) */
+  watch: boolean;
+  /** Identifies this process in run leases. */
+  owner: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new BifrostError("CONFIG_INVALID", `${name}=${JSON.stringify(raw)} is invalid: expected an integer from ${min} to ${max}`);
+  }
+  return value;
+}
+
+export function loadConfig(env: Env = process.env, overrides: Partial<EngineConfig> = {}): EngineConfig {
+  const port = overrides.port ?? int(env, "BIFROST_PORT", 7071, 0, 65535);
+  const publicUrl = env.BIFROST_PUBLIC_URL?.replace(/\/+$/, "") || `http://localhost:${port}`;
+  try {
+    new URL(publicUrl);
+  } catch {
+    throw new BifrostError("CONFIG_INVALID", `BIFROST_PUBLIC_URL=${JSON.stringify(publicUrl)} is not a URL`);
+  }
+  const config: EngineConfig = {
+    port,
+    host: env.BIFROST_HOST || "127.0.0.1",
+    publicUrl,
+    dataDir: resolve(env.BIFROST_DATA_DIR || "./data"),
+    workflowsDir: resolve(env.BIFROST_WORKFLOWS_DIR || "./workflows"),
+    databaseUrl: env.DATABASE_URL || undefined,
+    concurrency: int(env, "BIFROST_CONCURRENCY", 8, 1, 1024),
+    logLevel: env.LOG_LEVEL || "info",
+    sandboxMemoryMb: int(env, "BIFROST_SANDBOX_MEMORY_MB", 128, 8, 16384),
+    sandboxCpuMs: int(env, "BIFROST_SANDBOX_CPU_MS", 60_000, 10, 86_400_000),
+    leaseMs: int(env, "BIFROST_LEASE_MS", 30_000, 100, 3_600_000),
+    pollMs: int(env, "BIFROST_POLL_MS", 1_000, 10, 600_000),
+    shutdownGraceMs: int(env, "BIFROST_SHUTDOWN_GRACE_MS", 10_000, 0, 3_600_000),
+    watch: env.BIFROST_WATCH !== "0" && env.BIFROST_WATCH !== "false",
+    owner: `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`,
+    ...overrides,
+  };
+  if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(config.logLevel)) {
+    throw new BifrostError("CONFIG_INVALID", `LOG_LEVEL=${JSON.stringify(config.logLevel)} is invalid: use error, warn, info or debug`);
+  }
+  return config;
+}

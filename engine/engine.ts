@@ -1,0 +1,232 @@
+import { openStorage } from "../storage/index.js";
+import { FINISHED_STATUSES, type LogQuery, type LogRecord, type RunFilter, type RunRecord, type RunTrigger, type StepRecord, type Storage } from "../storage/types.js";
+import type { EngineConfig } from "./config.js";
+import { BifrostError } from "./errors.js";
+import { EngineEvents } from "./events.js";
+import { uuidv7 } from "./ids.js";
+import { createLogger, type Logger } from "./logger.js";
+import { WorkflowRegistry, type RegisteredWorkflow } from "./registry/registry.js";
+import { watchDirectory } from "./registry/watch.js";
+import { executeRun } from "./runner/execute.js";
+import { ParamsValidator } from "./runner/params.js";
+import { DEFAULT_RUN_HOST_LIMITS, type RunHostLimits } from "./runner/run-host.js";
+import { Runner } from "./runner/runner.js";
+
+export interface TriggerInput {
+  params?: unknown;
+  org?: string | null;
+  trigger?: RunTrigger;
+  idempotencyKey?: string | null;
+  scheduledFor?: number | null;
+}
+
+export interface EngineDeps {
+  logger?: Logger;
+  /** Injected clock (tests move it forward to expire leases). */
+  now?: () => number;
+  hostLimits?: Partial<RunHostLimits>;
+}
+
+/** setTimeout's upper bound; longer delays fire at once. */
+const MAX_TIMER_MS = 2_147_483_647;
+const ORG_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+const IDEMPOTENCY_PATTERN = /^[\x21-\x7e]{1,200}$/;
+
+/** Wires storage, registry and runner together; the HTTP API and CLI drive it. */
+export class Engine {
+  readonly events: EngineEvents;
+  readonly registry: WorkflowRegistry;
+  private readonly runner: Runner;
+  private readonly params = new ParamsValidator();
+  private stopWatching: (() => void) | undefined;
+  private stopping = false;
+
+  private constructor(
+    readonly config: EngineConfig,
+    readonly storage: Storage,
+    readonly logger: Logger,
+    readonly now: () => number,
+    hostLimits: RunHostLimits,
+  ) {
+    this.events = new EngineEvents((event, err) => logger.error({ err, event }, "engine event listener threw"));
+    this.registry = new WorkflowRegistry({
+      storage,
+      events: this.events,
+      logger,
+      limits: this.sandboxLimits,
+      workflowsDir: config.workflowsDir,
+      now,
+    });
+    const execDeps = {
+      storage,
+      registry: this.registry,
+      events: this.events,
+      logger,
+      now,
+      owner: config.owner,
+      sandboxLimits: this.sandboxLimits,
+      hostLimits,
+    };
+    this.runner = new Runner(storage, (run, signal) => executeRun(run, signal, execDeps), logger, {
+      owner: config.owner,
+      concurrency: config.concurrency,
+      leaseMs: config.leaseMs,
+      pollMs: config.pollMs,
+      now,
+    });
+  }
+
+  /** Opens storage (migrating it) and loads stored and file workflows. Does not start running. */
+  static async open(config: EngineConfig, deps: EngineDeps = {}): Promise<Engine> {
+    const logger = deps.logger ?? createLogger({ level: config.logLevel });
+    const storage = await openStorage({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
+    const engine = new Engine(config, storage, logger, deps.now ?? Date.now, { ...DEFAULT_RUN_HOST_LIMITS, ...deps.hostLimits });
+    try {
+      await engine.registry.loadStored();
+      await engine.registry.loadDirectory();
+    } catch (err) {
+      await storage.close();
+      throw err;
+    }
+    return engine;
+  }
+
+  get sandboxLimits() {
+    return { memoryMb: this.config.sandboxMemoryMb, cpuMs: this.config.sandboxCpuMs };
+  }
+
+  /** Starts executing runs. `claim: false` runs only runs handed to it (the CLI's embedded engine). */
+  start(options: { claim?: boolean; watch?: boolean } = {}): void {
+    this.runner.start({ claim: options.claim ?? true });
+    if (options.watch ?? this.config.watch) {
+      this.stopWatching = watchDirectory(this.config.workflowsDir, () => this.registry.loadDirectory(), this.logger);
+    }
+  }
+
+  async getWorkflow(name: string): Promise<RegisteredWorkflow> {
+    const workflow = this.registry.get(name) ?? (await this.registry.refresh(name));
+    if (!workflow) throw new BifrostError("WORKFLOW_NOT_FOUND", `No workflow named "${name}" is registered`, { details: { workflow: name } });
+    return workflow;
+  }
+
+  /**
+   * Validates params and queues a run. With `adopt`, the run is created already claimed by this
+   * process and executed here at once (the CLI's `run`).
+   */
+  async triggerRun(name: string, input: TriggerInput = {}, options: { adopt?: boolean } = {}): Promise<{ run: RunRecord; created: boolean; done?: Promise<void> }> {
+    if (this.stopping) throw new BifrostError("ENGINE_STOPPING", "The engine is shutting down and accepts no new runs");
+    const workflow = await this.getWorkflow(name);
+    if (input.org != null && !ORG_PATTERN.test(input.org)) {
+      throw new BifrostError("VALIDATION_FAILED", `org ${JSON.stringify(input.org)} is invalid: use letters, digits, "_", ".", ":" or "-" (at most 128)`);
+    }
+    if (input.idempotencyKey != null && !IDEMPOTENCY_PATTERN.test(input.idempotencyKey)) {
+      throw new BifrostError("VALIDATION_FAILED", "idempotencyKey must be 1 to 200 printable ASCII characters without spaces");
+    }
+    const params = this.params.validate({ name, version: workflow.version, params: workflow.definition.params }, input.params);
+    const now = this.now();
+    const { run, created } = await this.storage.runs.create({
+      id: uuidv7(now),
+      workflow: name,
+      workflowVersion: workflow.version,
+      org: input.org ?? null,
+      trigger: input.trigger ?? "api",
+      params,
+      idempotencyKey: input.idempotencyKey ?? null,
+      scheduledFor: input.scheduledFor ?? null,
+      now,
+      ...(options.adopt ? { claim: { owner: this.config.owner, leaseUntil: now + this.config.leaseMs } } : {}),
+    });
+    if (!created) return { run, created };
+    this.events.emit("run:queued", { run });
+    if (options.adopt) return { run, created, done: this.runner.adopt(run) };
+    this.runner.nudge();
+    return { run, created };
+  }
+
+  /**
+   * Drives a run adopted by this process to its end: after a failed attempt with retries left it
+   * waits for the retry time and claims the run again (unless another engine took it).
+   */
+  async runHere(id: string, firstInvocation: Promise<void>): Promise<RunRecord> {
+    await firstInvocation;
+    for (;;) {
+      const run = await this.storage.runs.get(id);
+      if (!run) throw new BifrostError("RUN_NOT_FOUND", `No run with id "${id}"`);
+      if (FINISHED_STATUSES.includes(run.status)) return run;
+      if (run.status === "running") return this.waitForRun(id, MAX_TIMER_MS);
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, run.runAt - this.now())));
+      const now = this.now();
+      const claimed = await this.storage.runs.claim(id, this.config.owner, now, now + this.config.leaseMs);
+      if (claimed) await this.runner.adopt(claimed);
+    }
+  }
+
+  async getRun(id: string): Promise<{ run: RunRecord; steps: StepRecord[] }> {
+    const run = await this.storage.runs.get(id);
+    if (!run) throw new BifrostError("RUN_NOT_FOUND", `No run with id "${id}"`, { details: { id } });
+    return { run, steps: await this.storage.steps.listForRun(id) };
+  }
+
+  listRuns(filter: RunFilter): Promise<RunRecord[]> {
+    return this.storage.runs.list(filter);
+  }
+
+  async listLogs(id: string, query: LogQuery): Promise<LogRecord[]> {
+    await this.getRun(id);
+    return this.storage.logs.list(id, query);
+  }
+
+  /** Resolves with the run once it has finished, or with its current state after `timeoutMs`. */
+  async waitForRun(id: string, timeoutMs: number): Promise<RunRecord> {
+    return new Promise<RunRecord>((resolve, reject) => {
+      let settled = false;
+      const settle = (run: RunRecord | undefined, err?: unknown) => {
+        if (settled) return;
+        settled = true;
+        off();
+        clearTimeout(timer);
+        clearInterval(poll);
+        if (run) resolve(run);
+        else reject(err ?? new BifrostError("RUN_NOT_FOUND", `No run with id "${id}"`));
+      };
+      const off = this.events.on("run:finished", ({ run }) => run.id === id && settle(run));
+      const check = async (final: boolean) => {
+        try {
+          const run = await this.storage.runs.get(id);
+          if (!run || final || FINISHED_STATUSES.includes(run.status)) settle(run);
+        } catch (err) {
+          settle(undefined, err);
+        }
+      };
+      // Another engine process may finish the run: poll storage as well as listening.
+      const poll = setInterval(() => void check(false), this.config.pollMs);
+      const timer = setTimeout(() => void check(true), Math.max(0, timeoutMs));
+      void check(false);
+    });
+  }
+
+  async health(): Promise<{ ok: boolean; database: "ok" | string }> {
+    try {
+      await this.storage.ping();
+      return { ok: true, database: "ok" };
+    } catch (err) {
+      return { ok: false, database: (err as Error).message };
+    }
+  }
+
+  /** Graceful stop: no new claims, running invocations get the grace period, then storage closes. */
+  async stop(graceMs = this.config.shutdownGraceMs): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.stopWatching?.();
+    await this.runner.stop(graceMs);
+    await this.storage.close();
+  }
+
+  /** Test hook for crash scenarios: stop at once and write nothing more, as if the process died. */
+  async crashForTesting(): Promise<void> {
+    this.stopping = true;
+    this.stopWatching?.();
+    this.runner.kill();
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * The one registry of stable error codes. Every error the engine reports (HTTP, CLI, run records)
+ * carries one of these codes; docs/errors.md documents them for users.
+ */
+export const ERROR_CODES = {
+  // request / input
+  VALIDATION_FAILED: { status: 400, hint: "Fix the request fields listed in details." },
+  INVALID_JSON: { status: 400, hint: "Send a valid JSON body with Content-Type: application/json." },
+  INVALID_PARAMS: { status: 400, hint: "Pass params that match the workflow's params schema (GET /api/workflows/:name)." },
+  ROUTE_NOT_FOUND: { status: 404, hint: "Check the method and path against the API reference in the README." },
+  WORKFLOW_NOT_FOUND: { status: 404, hint: "List registered workflows with GET /api/workflows or `bifrost workflows list`." },
+  RUN_NOT_FOUND: { status: 404, hint: "List runs with GET /api/runs or `bifrost runs list`." },
+  PAYLOAD_TOO_LARGE: { status: 413, hint: "Send a smaller request body." },
+  // workflow modules
+  WORKFLOW_COMPILE_ERROR: { status: 400, hint: "Fix the syntax or import error at the reported file and line." },
+  WORKFLOW_INVALID: { status: 400, hint: "Fix the workflow definition at the reported file; see the workflow module reference." },
+  WORKFLOW_NAME_CONFLICT: { status: 409, hint: "Workflow names must be unique: rename one of the modules." },
+  // run outcomes
+  WORKFLOW_ERROR: { status: 500, hint: "The workflow threw: read the message, stack and run logs." },
+  WORKFLOW_UNREGISTERED: { status: 500, hint: "The workflow was removed while the run was queued; register it again and retry." },
+  RUN_TIMED_OUT: { status: 500, hint: "Raise the workflow's `timeout`/`chunkTimeout` or split the work into steps and chunks." },
+  SANDBOX_CPU_LIMIT: { status: 500, hint: "The run used too much CPU time (an infinite loop?); fix the loop or raise BIFROST_SANDBOX_CPU_MS." },
+  SANDBOX_MEMORY_LIMIT: { status: 500, hint: "The run exceeded its memory limit; process data in chunks or raise BIFROST_SANDBOX_MEMORY_MB." },
+  SANDBOX_CRASHED: { status: 500, hint: "The sandbox failed unexpectedly; retry the run and report it if it repeats." },
+  RESULT_NOT_SERIALIZABLE: { status: 500, hint: "Return only JSON values (objects, arrays, strings, numbers, booleans, null) from run() and steps." },
+  RESULT_TOO_LARGE: { status: 500, hint: "Return a smaller result: store large data elsewhere and return a reference." },
+  RUN_ABORTED: { status: 500, hint: "The run was stopped by the engine (cancel or shutdown); it resumes or can be retried." },
+  STEP_INVALID: { status: 500, hint: "Give every step a non-empty unique name and a function." },
+  // engine
+  STORAGE_UNAVAILABLE: { status: 503, hint: "Check that the data directory is writable or the database is reachable." },
+  ENGINE_STOPPING: { status: 503, hint: "The engine is shutting down; retry against another instance or after restart." },
+  CONFIG_INVALID: { status: 500, hint: "Fix the environment variable named in the message (see the README's configuration table)." },
+  CLI_USAGE: { status: 400, hint: "Run `bifrost help` for usage." },
+  INTERNAL: { status: 500, hint: "An unexpected engine error; the engine log has details." },
+} as const satisfies Record<string, { status: number; hint: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Plain-data form of an error: what crosses the sandbox boundary, the API and storage. */
+export interface ErrorData {
+  code: string;
+  message: string;
+  category?: string;
+  fix?: string;
+  step?: string;
+  stack?: string;
+  details?: unknown;
+}
+
+export class BifrostError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details?: unknown;
+  readonly fix: string;
+
+  constructor(code: ErrorCode, message: string, options: { details?: unknown; cause?: unknown; fix?: string } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "BifrostError";
+    this.code = code;
+    this.status = ERROR_CODES[code].status;
+    this.details = options.details;
+    this.fix = options.fix ?? ERROR_CODES[code].hint;
+  }
+
+  toData(): ErrorData {
+    const data: ErrorData = { code: this.code, message: this.message, fix: this.fix };
+    if (this.details !== undefined) data.details = this.details;
+    return data;
+  }
+}
+
+export function isBifrostError(value: unknown): value is BifrostError {
+  return value instanceof BifrostError;
+}
+
+/** Coerce anything thrown into an Error (the engine never rethrows non-Errors). */
+export function toError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  return new Error(typeof value === "string" ? value : JSON.stringify(value));
+}

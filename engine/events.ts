@@ -1,0 +1,54 @@
+import { EventEmitter } from "node:events";
+import type { ErrorData } from "./errors.js";
+import type { LogRecord, RunRecord } from "../storage/types.js";
+
+/** Everything observable the engine does. Tests wait on these instead of sleeping. */
+export interface EngineEventMap {
+  "workflow:registered": { name: string; version: string; sourceKind: "file" | "api"; file: string | null };
+  "workflow:rejected": { file: string | null; name?: string; error: ErrorData };
+  "workflow:removed": { name: string };
+  "run:queued": { run: RunRecord };
+  "run:started": { runId: string; workflow: string; attempt: number };
+  "run:log": { runId: string; line: LogRecord };
+  "step:finished": { runId: string; name: string; status: "succeeded" | "failed" };
+  "run:requeued": { runId: string; reason: "retry" | "resume" | "released"; runAt: number };
+  "run:finished": { run: RunRecord };
+}
+
+export type EngineEventName = keyof EngineEventMap;
+
+export class EngineEvents {
+  private readonly emitter = new EventEmitter();
+
+  constructor(private readonly onListenerError: (event: string, err: unknown) => void = () => {}) {
+    this.emitter.setMaxListeners(0);
+  }
+
+  on<E extends EngineEventName>(event: E, listener: (payload: EngineEventMap[E]) => void): () => void {
+    this.emitter.on(event, listener);
+    return () => this.emitter.off(event, listener);
+  }
+
+  /** A listener that throws must never break the engine: errors are reported, not propagated. */
+  emit<E extends EngineEventName>(event: E, payload: EngineEventMap[E]): void {
+    for (const listener of this.emitter.listeners(event)) {
+      try {
+        (listener as (p: EngineEventMap[E]) => void)(payload);
+      } catch (err) {
+        this.onListenerError(event, err);
+      }
+    }
+  }
+
+  /** Resolves with the first payload of `event` that matches. */
+  next<E extends EngineEventName>(event: E, match: (payload: EngineEventMap[E]) => boolean = () => true): Promise<EngineEventMap[E]> {
+    return new Promise((resolve) => {
+      const off = this.on(event, (payload) => {
+        if (match(payload)) {
+          off();
+          resolve(payload);
+        }
+      });
+    });
+  }
+}

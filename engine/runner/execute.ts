@@ -1,0 +1,165 @@
+import { WorkflowSandbox, type InvocationOutcome, type SandboxLimits } from "../../sandbox/index.js";
+import type { RunOutcome, RunRecord, Storage } from "../../storage/types.js";
+import { BifrostError, ERROR_CODES, type ErrorCode, type ErrorData } from "../errors.js";
+import type { EngineEvents } from "../events.js";
+import type { Logger } from "../logger.js";
+import type { RegisteredWorkflow, WorkflowRegistry } from "../registry/registry.js";
+import { formatDuration } from "../duration.js";
+import { retryDelayMs } from "./backoff.js";
+import { checkResultSize, RunHost, type RunHostLimits } from "./run-host.js";
+
+export interface ExecuteDeps {
+  storage: Storage;
+  registry: WorkflowRegistry;
+  events: EngineEvents;
+  logger: Logger;
+  now: () => number;
+  owner: string;
+  sandboxLimits: SandboxLimits;
+  hostLimits: RunHostLimits;
+}
+
+/** What one invocation decided for the run. */
+type Decision =
+  | { kind: "finish"; outcome: RunOutcome }
+  | { kind: "requeue"; reason: "retry" | "resume"; runAt: number; attempt: number; error: ErrorData | null }
+  | { kind: "abandon" };
+
+function errorOf(code: ErrorCode, message: string, extra: Partial<ErrorData> = {}): ErrorData {
+  return { code, message, fix: ERROR_CODES[code].hint, ...extra };
+}
+
+/**
+ * Runs one invocation of a claimed run in a fresh sandbox and records the outcome. Resumes are
+ * invocations too: run() starts from the top and finished steps return their stored results.
+ */
+export async function executeRun(claimed: RunRecord, signal: AbortSignal, deps: ExecuteDeps): Promise<void> {
+  const { storage, now } = deps;
+  const workflow = deps.registry.get(claimed.workflow) ?? (await deps.registry.refresh(claimed.workflow));
+  const startedAt = claimed.startedAt ?? now();
+  if (claimed.startedAt === null) await storage.runs.markStarted(claimed.id, deps.owner, startedAt);
+  const run: RunRecord = { ...claimed, startedAt };
+  const host = new RunHost(run, await storage.logs.maxSeq(run.id), {
+    storage,
+    events: deps.events,
+    logger: deps.logger,
+    now,
+    sourceMap: workflow?.module.sourceMap ?? "",
+    limits: deps.hostLimits,
+  });
+  deps.events.emit("run:started", { runId: run.id, workflow: run.workflow, attempt: run.attempt });
+
+  let decision: Decision;
+  if (!workflow) {
+    decision = finish("failed", errorOf("WORKFLOW_UNREGISTERED", `workflow "${run.workflow}" is not registered any more`), now());
+  } else {
+    decision = await invoke(run, workflow, host, signal, deps);
+  }
+  await host.flush();
+  if (decision.kind === "abandon") return;
+
+  if (decision.kind === "requeue") {
+    if (await storage.runs.requeue(run.id, deps.owner, decision)) {
+      deps.events.emit("run:requeued", { runId: run.id, reason: decision.reason, runAt: decision.runAt });
+    }
+    return;
+  }
+  if (await storage.runs.finish(run.id, deps.owner, decision.outcome)) {
+    const finished = await storage.runs.get(run.id);
+    if (finished) deps.events.emit("run:finished", { run: finished });
+  } else {
+    deps.logger.warn({ runId: run.id }, "run outcome not recorded: this engine no longer holds its lease");
+  }
+}
+
+function finish(status: RunOutcome["status"], error: ErrorData | null, finishedAt: number, result?: unknown): Decision {
+  return { kind: "finish", outcome: { status, error, result: result ?? null, finishedAt } };
+}
+
+async function invoke(run: RunRecord, workflow: RegisteredWorkflow, host: RunHost, signal: AbortSignal, deps: ExecuteDeps): Promise<Decision> {
+  const { definition } = workflow;
+  const now = deps.now();
+  const runDeadline = (run.startedAt ?? now) + definition.timeoutMs;
+  if (now >= runDeadline) {
+    return finish("timed_out", errorOf("RUN_TIMED_OUT", `the run passed its ${formatDuration(definition.timeoutMs)} timeout before it could resume`), now);
+  }
+  const deadline = Math.min(runDeadline, now + definition.chunkTimeoutMs);
+  let outcome: InvocationOutcome;
+  let sandbox: WorkflowSandbox | undefined;
+  try {
+    sandbox = await WorkflowSandbox.create(workflow.module, deps.sandboxLimits);
+    const ctxRun = { id: run.id, workflow: run.workflow, org: run.org, trigger: run.trigger, attempt: run.attempt, scheduledFor: run.scheduledFor === null ? null : new Date(run.scheduledFor).toISOString() };
+    outcome = await sandbox.run({ run: ctxRun, params: run.params, deadline }, { host: host.handler, deadline, signal });
+  } catch (err) {
+    outcome = { kind: "crashed", message: (err as Error).message };
+  } finally {
+    sandbox?.dispose();
+  }
+  return decide(outcome, { run, workflow, host, deadline, runDeadline }, deps);
+}
+
+function decide(
+  outcome: InvocationOutcome,
+  c: { run: RunRecord; workflow: RegisteredWorkflow; host: RunHost; deadline: number; runDeadline: number },
+  deps: ExecuteDeps,
+): Decision {
+  const { run, workflow, host } = c;
+  const { definition } = workflow;
+  const at = deps.now();
+  switch (outcome.kind) {
+    case "returned": {
+      try {
+        checkResultSize(outcome.value, deps.hostLimits.maxResultBytes, "the run result");
+      } catch (err) {
+        return fail(run, workflow, host, (err as BifrostError).toData(), at);
+      }
+      return finish("succeeded", null, at, outcome.value);
+    }
+    case "threw": {
+      const { error: e } = outcome;
+      const code = e.code && e.code in ERROR_CODES ? e.code : "WORKFLOW_ERROR";
+      const error: ErrorData = { code, message: e.message || e.name, fix: ERROR_CODES[code as ErrorCode].hint };
+      if (e.stack) error.stack = e.stack;
+      if (host.lastFailedStep && host.lastFailedStep.message === e.message) error.step = host.lastFailedStep.name;
+      return fail(run, workflow, host, error, at);
+    }
+    case "limit": {
+      if (outcome.limit === "memory") {
+        const error = errorOf("SANDBOX_MEMORY_LIMIT", `the run exceeded the sandbox memory limit of ${deps.sandboxLimits.memoryMb} MB`);
+        return fail(run, workflow, host, error, at);
+      }
+      if (outcome.limit === "cpu") {
+        const error = errorOf("SANDBOX_CPU_LIMIT", `the run used more than ${formatDuration(deps.sandboxLimits.cpuMs)} of CPU time in one invocation`);
+        host.append("error", error.message);
+        return finish("timed_out", error, at);
+      }
+      if (c.deadline < c.runDeadline && host.committedSteps > 0) {
+        host.append("info", `invocation reached chunkTimeout (${formatDuration(definition.chunkTimeoutMs)}) after committing ${host.committedSteps} step(s); resuming from the last committed step`);
+        return { kind: "requeue", reason: "resume", runAt: at, attempt: run.attempt, error: null };
+      }
+      const limit = c.deadline < c.runDeadline ? `chunkTimeout of ${formatDuration(definition.chunkTimeoutMs)} without committing a step` : `timeout of ${formatDuration(definition.timeoutMs)}`;
+      const error = errorOf("RUN_TIMED_OUT", `the run exceeded its ${limit}`);
+      host.append("error", error.message);
+      return finish("timed_out", error, at);
+    }
+    case "aborted":
+      return { kind: "abandon" };
+    case "crashed": {
+      const error = errorOf("SANDBOX_CRASHED", `the sandbox failed: ${outcome.message}`);
+      return fail(run, workflow, host, error, at);
+    }
+  }
+}
+
+function fail(run: RunRecord, workflow: RegisteredWorkflow, host: RunHost, error: ErrorData, at: number): Decision {
+  const { retry } = workflow.definition;
+  if (run.attempt < retry.attempts) {
+    const next = run.attempt + 1;
+    const delay = retryDelayMs(retry, next);
+    host.append("warn", `attempt ${run.attempt} of ${retry.attempts} failed: ${error.message}; retrying in ${formatDuration(delay)}`, { code: error.code });
+    return { kind: "requeue", reason: "retry", runAt: at + delay, attempt: next, error };
+  }
+  host.append("error", `run failed: ${error.message}`, { code: error.code, ...(error.step ? { step: error.step } : {}) });
+  return finish("failed", error, at);
+}
+

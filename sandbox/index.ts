@@ -1,0 +1,3 @@
+export { WorkflowSandbox } from "./isolate.js";
+export type { GuestError, HostHandler, InvocationOutcome, InvokeOptions, LoadableModule, SandboxLimits } from "./isolate.js";
+export { firstUserFrame, mapStack } from "./stack.js";

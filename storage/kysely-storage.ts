@@ -1,0 +1,366 @@
+import { Migrator, sql, type ExpressionBuilder, type Kysely, type Selectable } from "kysely";
+import type { ErrorData } from "../engine/errors.js";
+import { CodeMigrationProvider } from "./migrations.js";
+import type { Database, LogsTable, RunsTable, StepsTable, WorkflowsTable } from "./schema.js";
+import {
+  LOG_LEVELS,
+  type LogRecord,
+  type LogRepository,
+  type NewRun,
+  type RunRecord,
+  type RunRepository,
+  type RunStatus,
+  type RunTrigger,
+  type StepRecord,
+  type StepRepository,
+  type StepStatus,
+  type Storage,
+  type WorkflowRecord,
+  type WorkflowRepository,
+} from "./types.js";
+
+const json = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value));
+const parse = (text: string | null): unknown => (text === null ? null : JSON.parse(text));
+
+function toRun(row: Selectable<RunsTable>): RunRecord {
+  return {
+    id: row.id,
+    workflow: row.workflow,
+    workflowVersion: row.workflow_version,
+    org: row.org,
+    trigger: row.trigger as RunTrigger,
+    status: row.status as RunStatus,
+    params: parse(row.params),
+    result: parse(row.result),
+    error: parse(row.error) as ErrorData | null,
+    attempt: row.attempt,
+    idempotencyKey: row.idempotency_key,
+    queuedAt: row.queued_at,
+    runAt: row.run_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    scheduledFor: row.scheduled_for,
+    leaseOwner: row.lease_owner,
+    leaseUntil: row.lease_until,
+  };
+}
+
+function toStep(row: Selectable<StepsTable>): StepRecord {
+  return {
+    runId: row.run_id,
+    name: row.name,
+    status: row.status as StepStatus,
+    result: parse(row.result),
+    error: parse(row.error) as ErrorData | null,
+    attempts: row.attempts,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+  };
+}
+
+function toLog(row: Selectable<LogsTable>): LogRecord {
+  const line: LogRecord = { runId: row.run_id, seq: row.seq, ts: row.ts, level: LOG_LEVELS[row.level] ?? "info", msg: row.msg };
+  if (row.data !== null) line.data = JSON.parse(row.data);
+  if (row.step !== null) line.step = row.step;
+  return line;
+}
+
+function toWorkflow(row: Selectable<WorkflowsTable>): WorkflowRecord {
+  return {
+    name: row.name,
+    version: row.version,
+    sourceKind: row.source_kind as WorkflowRecord["sourceKind"],
+    file: row.file,
+    source: row.source,
+    code: row.code,
+    sourceMap: row.source_map,
+    meta: JSON.parse(row.meta),
+    registeredAt: row.registered_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+/**
+ * Storage over any Kysely dialect. Dialect differences are confined to `dialect` checks
+ * (row locking for claims); everything else is portable SQL.
+ */
+export class KyselyStorage implements Storage {
+  readonly workflows: WorkflowRepository;
+  readonly runs: RunRepository;
+  readonly steps: StepRepository;
+  readonly logs: LogRepository;
+
+  constructor(
+    readonly db: Kysely<Database>,
+    readonly dialect: "sqlite" | "postgres",
+    private readonly onClose: () => Promise<void> = async () => {},
+  ) {
+    this.workflows = workflowRepository(db);
+    this.runs = runRepository(db, dialect);
+    this.steps = stepRepository(db);
+    this.logs = logRepository(db);
+  }
+
+  async migrate(): Promise<void> {
+    const migrator = new Migrator({ db: this.db, provider: new CodeMigrationProvider(this.dialect) });
+    const { error } = await migrator.migrateToLatest();
+    if (error) throw error;
+  }
+
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.db);
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+    await this.onClose();
+  }
+}
+
+function workflowRepository(db: Kysely<Database>): WorkflowRepository {
+  return {
+    async upsert(r) {
+      const row = {
+        name: r.name,
+        version: r.version,
+        source_kind: r.sourceKind,
+        file: r.file,
+        source: r.source,
+        code: r.code,
+        source_map: r.sourceMap,
+        meta: JSON.stringify(r.meta),
+        registered_at: r.registeredAt,
+        updated_at: r.updatedAt,
+      };
+      const { name: _name, registered_at: _registered, ...update } = row;
+      await db.insertInto("workflows").values(row).onConflict((oc) => oc.column("name").doUpdateSet(update)).execute();
+    },
+    async get(name) {
+      const row = await db.selectFrom("workflows").selectAll().where("name", "=", name).executeTakeFirst();
+      return row && toWorkflow(row);
+    },
+    async list() {
+      return (await db.selectFrom("workflows").selectAll().orderBy("name").execute()).map(toWorkflow);
+    },
+    async delete(name) {
+      const res = await db.deleteFrom("workflows").where("name", "=", name).executeTakeFirst();
+      return Number(res.numDeletedRows) > 0;
+    },
+  };
+}
+
+/** A run is claimable when it is queued and due, or running under a lease that has expired. */
+const claimable =
+  (now: number) =>
+  (w: ExpressionBuilder<Database, "runs">) =>
+    w.or([w.and([w("status", "=", "queued"), w("run_at", "<=", now)]), w.and([w("status", "=", "running"), w("lease_until", "<", now)])]);
+
+function runRepository(db: Kysely<Database>, dialect: "sqlite" | "postgres"): RunRepository {
+  const owned = (id: string, owner: string) =>
+    db.updateTable("runs").where("id", "=", id).where("lease_owner", "=", owner).where("status", "=", "running");
+
+  return {
+    async create(run: NewRun) {
+      const row = {
+        id: run.id,
+        workflow: run.workflow,
+        workflow_version: run.workflowVersion,
+        org: run.org,
+        trigger: run.trigger,
+        status: run.claim ? "running" : "queued",
+        params: json(run.params),
+        attempt: 1,
+        idempotency_key: run.idempotencyKey,
+        queued_at: run.now,
+        run_at: run.now,
+        scheduled_for: run.scheduledFor,
+        lease_owner: run.claim?.owner ?? null,
+        lease_until: run.claim?.leaseUntil ?? null,
+      };
+      const inserted = await db
+        .insertInto("runs")
+        .values(row)
+        .onConflict((oc) => oc.columns(["workflow", "idempotency_key"]).where("idempotency_key", "is not", null).doNothing())
+        .returningAll()
+        .executeTakeFirst();
+      if (inserted) return { run: toRun(inserted), created: true };
+      const existing = await db
+        .selectFrom("runs")
+        .selectAll()
+        .where("workflow", "=", run.workflow)
+        .where("idempotency_key", "=", run.idempotencyKey)
+        .executeTakeFirstOrThrow();
+      return { run: toRun(existing), created: false };
+    },
+
+    async get(id) {
+      const row = await db.selectFrom("runs").selectAll().where("id", "=", id).executeTakeFirst();
+      return row && toRun(row);
+    },
+
+    async list(f) {
+      let q = db.selectFrom("runs").selectAll();
+      if (f.workflow !== undefined) q = q.where("workflow", "=", f.workflow);
+      if (f.status !== undefined) q = q.where("status", "=", f.status);
+      if (f.trigger !== undefined) q = q.where("trigger", "=", f.trigger);
+      if (f.org !== undefined) q = q.where("org", "=", f.org);
+      if (f.since !== undefined) q = q.where("queued_at", ">=", f.since);
+      if (f.until !== undefined) q = q.where("queued_at", "<", f.until);
+      if (f.beforeId !== undefined) q = q.where("id", "<", f.beforeId);
+      return (await q.orderBy("id", "desc").limit(f.limit).execute()).map(toRun);
+    },
+
+    async claimNext(owner, now, leaseUntil) {
+      const row = await db
+        .updateTable("runs")
+        .set({ status: "running", lease_owner: owner, lease_until: leaseUntil })
+        .where("id", "=", (eb) =>
+          eb
+            .selectFrom("runs")
+            .select("id")
+            .where(claimable(now))
+            .orderBy("run_at")
+            .orderBy("id")
+            .limit(1)
+            .$if(dialect === "postgres", (qb) => qb.forUpdate().skipLocked()),
+        )
+        // Re-checked on the outer row so a concurrent claimer on PostgreSQL cannot double-claim.
+        .where(claimable(now))
+        .returningAll()
+        .executeTakeFirst();
+      return row && toRun(row);
+    },
+
+    async claim(id, owner, now, leaseUntil) {
+      const row = await db
+        .updateTable("runs")
+        .set({ status: "running", lease_owner: owner, lease_until: leaseUntil })
+        .where("id", "=", id)
+        .where(claimable(now))
+        .returningAll()
+        .executeTakeFirst();
+      return row && toRun(row);
+    },
+
+    async renewLeases(owner, ids, leaseUntil) {
+      if (ids.length === 0) return [];
+      const rows = await db
+        .updateTable("runs")
+        .set({ lease_until: leaseUntil })
+        .where("id", "in", [...ids])
+        .where("lease_owner", "=", owner)
+        .where("status", "=", "running")
+        .returning("id")
+        .execute();
+      return rows.map((r) => r.id);
+    },
+
+    async markStarted(id, owner, startedAt) {
+      await db
+        .updateTable("runs")
+        .set({ started_at: startedAt })
+        .where("id", "=", id)
+        .where("lease_owner", "=", owner)
+        .where("started_at", "is", null)
+        .execute();
+    },
+
+    async finish(id, owner, outcome) {
+      const res = await owned(id, owner)
+        .set({
+          status: outcome.status,
+          result: json(outcome.result ?? null),
+          error: json(outcome.error ?? null),
+          finished_at: outcome.finishedAt,
+          lease_owner: null,
+          lease_until: null,
+        })
+        .executeTakeFirst();
+      return Number(res.numUpdatedRows) > 0;
+    },
+
+    async requeue(id, owner, patch) {
+      const res = await owned(id, owner)
+        .set({ status: "queued", run_at: patch.runAt, attempt: patch.attempt, error: json(patch.error), lease_owner: null, lease_until: null })
+        .executeTakeFirst();
+      return Number(res.numUpdatedRows) > 0;
+    },
+
+    async releaseLeases(owner, ids) {
+      if (ids.length === 0) return;
+      await db
+        .updateTable("runs")
+        .set({ status: "queued", lease_owner: null, lease_until: null })
+        .where("id", "in", [...ids])
+        .where("lease_owner", "=", owner)
+        .where("status", "=", "running")
+        .execute();
+    },
+  };
+}
+
+function stepRepository(db: Kysely<Database>): StepRepository {
+  return {
+    async begin(runId, name, now) {
+      const existing = await db.selectFrom("steps").selectAll().where("run_id", "=", runId).where("name", "=", name).executeTakeFirst();
+      if (existing?.status === "succeeded") return toStep(existing);
+      if (!existing) {
+        const row = { run_id: runId, name, status: "running", attempts: 1, started_at: now, result: null, error: null, finished_at: null };
+        await db.insertInto("steps").values(row).execute();
+        return toStep(row);
+      }
+      const row = await db
+        .updateTable("steps")
+        .set((eb) => ({ status: "running", attempts: eb("attempts", "+", 1), started_at: now, finished_at: null, error: null }))
+        .where("run_id", "=", runId)
+        .where("name", "=", name)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return toStep(row);
+    },
+
+    async finish(runId, name, patch) {
+      await db
+        .updateTable("steps")
+        .set({ status: patch.status, result: json(patch.result ?? null), error: json(patch.error ?? null), finished_at: patch.finishedAt })
+        .where("run_id", "=", runId)
+        .where("name", "=", name)
+        .execute();
+    },
+
+    async listForRun(runId) {
+      const rows = await db.selectFrom("steps").selectAll().where("run_id", "=", runId).orderBy("started_at").orderBy("name").execute();
+      return rows.map(toStep);
+    },
+  };
+}
+
+function logRepository(db: Kysely<Database>): LogRepository {
+  return {
+    async append(lines) {
+      if (lines.length === 0) return;
+      const rows = lines.map((l) => ({
+        run_id: l.runId,
+        seq: l.seq,
+        ts: l.ts,
+        level: Math.max(0, LOG_LEVELS.indexOf(l.level)),
+        msg: l.msg,
+        data: l.data === undefined ? null : JSON.stringify(l.data),
+        step: l.step ?? null,
+      }));
+      await db.insertInto("logs").values(rows).execute();
+    },
+
+    async list(runId, query) {
+      let q = db.selectFrom("logs").selectAll().where("run_id", "=", runId);
+      if (query.afterSeq !== undefined) q = q.where("seq", ">", query.afterSeq);
+      if (query.minLevel !== undefined) q = q.where("level", ">=", LOG_LEVELS.indexOf(query.minLevel));
+      return (await q.orderBy("seq").limit(query.limit).execute()).map(toLog);
+    },
+
+    async maxSeq(runId) {
+      const row = await db.selectFrom("logs").select((eb) => eb.fn.max("seq").as("max")).where("run_id", "=", runId).executeTakeFirst();
+      return Number(row?.max ?? 0);
+    },
+  };
+}

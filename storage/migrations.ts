@@ -1,0 +1,94 @@
+import { sql, type Kysely, type Migration, type MigrationProvider } from "kysely";
+
+type Dialect = "sqlite" | "postgres";
+
+/**
+ * Versioned migrations, kept in code (not loaded from files) so they run the same from TypeScript
+ * sources, tests and any bundle. Append new entries; never edit a released one.
+ */
+function migrations(dialect: Dialect): Record<string, Migration> {
+  // Epoch-millisecond columns need 64 bits on PostgreSQL; SQLite integers are 64-bit already.
+  const time = dialect === "postgres" ? "bigint" : "integer";
+  return {
+    "0001_initial": {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable("workflows")
+          .addColumn("name", "text", (c) => c.primaryKey())
+          .addColumn("version", "text", (c) => c.notNull())
+          .addColumn("source_kind", "text", (c) => c.notNull())
+          .addColumn("file", "text")
+          .addColumn("source", "text", (c) => c.notNull())
+          .addColumn("code", "text", (c) => c.notNull())
+          .addColumn("source_map", "text", (c) => c.notNull())
+          .addColumn("meta", "text", (c) => c.notNull())
+          .addColumn("registered_at", time, (c) => c.notNull())
+          .addColumn("updated_at", time, (c) => c.notNull())
+          .execute();
+
+        await db.schema
+          .createTable("runs")
+          .addColumn("id", "text", (c) => c.primaryKey())
+          .addColumn("workflow", "text", (c) => c.notNull())
+          .addColumn("workflow_version", "text")
+          .addColumn("org", "text")
+          .addColumn("trigger", "text", (c) => c.notNull())
+          .addColumn("status", "text", (c) => c.notNull())
+          .addColumn("params", "text")
+          .addColumn("result", "text")
+          .addColumn("error", "text")
+          .addColumn("attempt", "integer", (c) => c.notNull().defaultTo(1))
+          .addColumn("idempotency_key", "text")
+          .addColumn("queued_at", time, (c) => c.notNull())
+          .addColumn("run_at", time, (c) => c.notNull())
+          .addColumn("started_at", time)
+          .addColumn("finished_at", time)
+          .addColumn("scheduled_for", time)
+          .addColumn("lease_owner", "text")
+          .addColumn("lease_until", time)
+          .execute();
+        await db.schema.createIndex("runs_claim").on("runs").columns(["status", "run_at"]).execute();
+        await db.schema.createIndex("runs_workflow").on("runs").columns(["workflow", "id"]).execute();
+        await db.schema
+          .createIndex("runs_idempotency")
+          .on("runs")
+          .columns(["workflow", "idempotency_key"])
+          .unique()
+          .where(sql.ref("idempotency_key"), "is not", null)
+          .execute();
+
+        await db.schema
+          .createTable("steps")
+          .addColumn("run_id", "text", (c) => c.notNull().references("runs.id").onDelete("cascade"))
+          .addColumn("name", "text", (c) => c.notNull())
+          .addColumn("status", "text", (c) => c.notNull())
+          .addColumn("result", "text")
+          .addColumn("error", "text")
+          .addColumn("attempts", "integer", (c) => c.notNull())
+          .addColumn("started_at", time, (c) => c.notNull())
+          .addColumn("finished_at", time)
+          .addPrimaryKeyConstraint("steps_pk", ["run_id", "name"])
+          .execute();
+
+        await db.schema
+          .createTable("logs")
+          .addColumn("run_id", "text", (c) => c.notNull().references("runs.id").onDelete("cascade"))
+          .addColumn("seq", "integer", (c) => c.notNull())
+          .addColumn("ts", time, (c) => c.notNull())
+          .addColumn("level", "integer", (c) => c.notNull())
+          .addColumn("msg", "text", (c) => c.notNull())
+          .addColumn("data", "text")
+          .addColumn("step", "text")
+          .addPrimaryKeyConstraint("logs_pk", ["run_id", "seq"])
+          .execute();
+      },
+    },
+  };
+}
+
+export class CodeMigrationProvider implements MigrationProvider {
+  constructor(private readonly dialect: Dialect) {}
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return migrations(this.dialect);
+  }
+}

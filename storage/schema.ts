@@ -1,0 +1,62 @@
+/** Kysely table types. JSON columns are TEXT holding JSON; times are epoch milliseconds. */
+export interface WorkflowsTable {
+  name: string;
+  version: string;
+  source_kind: string;
+  file: string | null;
+  source: string;
+  code: string;
+  source_map: string;
+  meta: string;
+  registered_at: number;
+  updated_at: number;
+}
+
+export interface RunsTable {
+  id: string;
+  workflow: string;
+  workflow_version: string | null;
+  org: string | null;
+  trigger: string;
+  status: string;
+  params: string | null;
+  result: string | null;
+  error: string | null;
+  attempt: number;
+  idempotency_key: string | null;
+  queued_at: number;
+  run_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  scheduled_for: number | null;
+  lease_owner: string | null;
+  lease_until: number | null;
+}
+
+export interface StepsTable {
+  run_id: string;
+  name: string;
+  status: string;
+  result: string | null;
+  error: string | null;
+  attempts: number;
+  started_at: number;
+  finished_at: number | null;
+}
+
+export interface LogsTable {
+  run_id: string;
+  seq: number;
+  ts: number;
+  level: number;
+  msg: string;
+  data: string | null;
+  step: string | null;
+}
+
+export interface Database {
+  workflows: WorkflowsTable;
+  runs: RunsTable;
+  steps: StepsTable;
+  logs: LogsTable;
+}

@@ -1,0 +1,157 @@
+import type { ErrorData } from "../engine/errors.js";
+
+/** Records as the engine sees them: times are epoch milliseconds, JSON columns already parsed. */
+
+export type RunStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled" | "timed_out";
+export type RunTrigger = "api" | "schedule" | "webhook" | "cli" | "retry";
+export type StepStatus = "running" | "succeeded" | "failed";
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+export const FINISHED_STATUSES: readonly RunStatus[] = ["succeeded", "failed", "cancelled", "timed_out"];
+export const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
+
+export interface RunRecord {
+  id: string;
+  workflow: string;
+  workflowVersion: string | null;
+  org: string | null;
+  trigger: RunTrigger;
+  status: RunStatus;
+  params: unknown;
+  result: unknown;
+  error: ErrorData | null;
+  attempt: number;
+  idempotencyKey: string | null;
+  queuedAt: number;
+  runAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  scheduledFor: number | null;
+  leaseOwner: string | null;
+  leaseUntil: number | null;
+}
+
+export interface StepRecord {
+  runId: string;
+  name: string;
+  status: StepStatus;
+  result: unknown;
+  error: ErrorData | null;
+  attempts: number;
+  startedAt: number;
+  finishedAt: number | null;
+}
+
+export interface LogRecord {
+  runId: string;
+  seq: number;
+  ts: number;
+  level: LogLevel;
+  msg: string;
+  data?: unknown;
+  step?: string;
+}
+
+export interface WorkflowRecord {
+  name: string;
+  version: string;
+  sourceKind: "file" | "api";
+  file: string | null;
+  source: string;
+  code: string;
+  sourceMap: string;
+  meta: unknown;
+  registeredAt: number;
+  updatedAt: number;
+}
+
+export interface NewRun {
+  id: string;
+  workflow: string;
+  workflowVersion: string | null;
+  org: string | null;
+  trigger: RunTrigger;
+  params: unknown;
+  idempotencyKey: string | null;
+  scheduledFor: number | null;
+  now: number;
+  /** Create the run already claimed by this owner (the CLI's embedded engine runs its own run). */
+  claim?: { owner: string; leaseUntil: number };
+}
+
+export interface RunFilter {
+  workflow?: string;
+  status?: RunStatus;
+  trigger?: RunTrigger;
+  org?: string;
+  since?: number;
+  until?: number;
+  /** Return runs with an id lower than this one (the cursor). */
+  beforeId?: string;
+  limit: number;
+}
+
+export interface RunOutcome {
+  status: Extract<RunStatus, "succeeded" | "failed" | "cancelled" | "timed_out">;
+  result?: unknown;
+  error?: ErrorData | null;
+  finishedAt: number;
+}
+
+export interface LogQuery {
+  afterSeq?: number;
+  minLevel?: LogLevel;
+  limit: number;
+}
+
+export interface WorkflowRepository {
+  upsert(record: WorkflowRecord): Promise<void>;
+  get(name: string): Promise<WorkflowRecord | undefined>;
+  list(): Promise<WorkflowRecord[]>;
+  delete(name: string): Promise<boolean>;
+}
+
+export interface RunRepository {
+  /** Inserts a run; with an idempotency key that already exists, returns the existing run instead. */
+  create(run: NewRun): Promise<{ run: RunRecord; created: boolean }>;
+  get(id: string): Promise<RunRecord | undefined>;
+  list(filter: RunFilter): Promise<RunRecord[]>;
+  /** Atomically claims the next due queued run, or a running run whose lease expired. */
+  claimNext(owner: string, now: number, leaseUntil: number): Promise<RunRecord | undefined>;
+  /** Claims one specific run if it is due (queued, or running with an expired lease). */
+  claim(id: string, owner: string, now: number, leaseUntil: number): Promise<RunRecord | undefined>;
+  /** Extends the leases this owner still holds; returns the ids it still owns. */
+  renewLeases(owner: string, ids: readonly string[], leaseUntil: number): Promise<string[]>;
+  markStarted(id: string, owner: string, startedAt: number): Promise<void>;
+  /** Writes a final outcome if the owner still holds the run; false when it lost the lease. */
+  finish(id: string, owner: string, outcome: RunOutcome): Promise<boolean>;
+  /** Puts a claimed run back in the queue (retry or resume), keeping its steps. */
+  requeue(id: string, owner: string, patch: { runAt: number; attempt: number; error: ErrorData | null }): Promise<boolean>;
+  /** Releases leases of unfinished runs this owner holds so another engine can take them now. */
+  releaseLeases(owner: string, ids: readonly string[]): Promise<void>;
+}
+
+export interface StepRepository {
+  /** Finds the step, or records a new attempt of it (status running, attempts + 1). */
+  begin(runId: string, name: string, now: number): Promise<StepRecord>;
+  finish(runId: string, name: string, patch: { status: "succeeded" | "failed"; result?: unknown; error?: ErrorData | null; finishedAt: number }): Promise<void>;
+  listForRun(runId: string): Promise<StepRecord[]>;
+}
+
+export interface LogRepository {
+  append(lines: readonly LogRecord[]): Promise<void>;
+  list(runId: string, query: LogQuery): Promise<LogRecord[]>;
+  maxSeq(runId: string): Promise<number>;
+}
+
+/** The engine's whole view of the database. SQLite and PostgreSQL implement the same interface. */
+export interface Storage {
+  readonly dialect: "sqlite" | "postgres";
+  readonly workflows: WorkflowRepository;
+  readonly runs: RunRepository;
+  readonly steps: StepRepository;
+  readonly logs: LogRepository;
+  migrate(): Promise<void>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

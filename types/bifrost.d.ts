@@ -1,0 +1,94 @@
+// Types for workflow authors: `import { workflow } from "bifrost"`. This is the whole API a
+// workflow module sees; everything runs inside the sandbox, and every effect goes through ctx.
+
+/** A JSON value: what params, step results and run results are made of. */
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+
+/** A JSON Schema object describing run params (validated before a run is created). */
+export type JsonSchema = { [keyword: string]: unknown };
+
+/** "30s", "5m", "1h", "1h30m", or milliseconds. */
+export type Duration = string | number;
+
+export interface RunInfo {
+  readonly id: string;
+  readonly workflow: string;
+  readonly org: string | null;
+  readonly trigger: "api" | "schedule" | "webhook" | "cli" | "retry";
+  /** Run-level attempt, 1 on the first try (see `retry`). */
+  readonly attempt: number;
+  /** ISO time of the schedule fire this run belongs to, or null. */
+  readonly scheduledFor: string | null;
+}
+
+export interface RunLogger {
+  debug(message: string, data?: unknown): void;
+  info(message: string, data?: unknown): void;
+  warn(message: string, data?: unknown): void;
+  error(message: string, data?: unknown): void;
+}
+
+export interface SandboxSignal {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  addEventListener(type: "abort", listener: () => void): void;
+  removeEventListener(type: "abort", listener: () => void): void;
+  throwIfAborted(): void;
+}
+
+export interface WorkflowContext {
+  readonly run: RunInfo;
+  /** Lines are stored with the run, in order, and mirrored to the engine log. */
+  readonly log: RunLogger;
+  /**
+   * A durable step: `fn` runs once and its JSON result is committed. When the run resumes (after
+   * a crash, a retry or a chunk timeout) run() starts again from the top and a finished step
+   * returns its stored result without running. Names must be unique within a run.
+   * The result passes through JSON: Dates become strings, undefined becomes null.
+   */
+  step<T>(name: string, fn: () => T | Promise<T>): Promise<T>;
+  /** Splits `items` into chunks of `size`; each chunk is the durable step `name#i`. */
+  chunks<I, R>(name: string, items: readonly I[], options: { size: number }, fn: (batch: I[], index: number) => R | Promise<R>): Promise<R[]>;
+  /** When the current invocation will be stopped. */
+  readonly deadline: Date;
+  /** Aborted when the engine asks the run to stop. */
+  readonly signal: SandboxSignal;
+}
+
+export interface Schedule {
+  cron: string;
+  /** IANA time zone, default "UTC". */
+  timezone?: string;
+  overlap?: "skip" | "queue" | "allow";
+  catchUp?: "none" | "latest" | "all";
+  catchUpWindow?: Duration;
+}
+
+export interface WorkflowDefinition<P = Record<string, unknown>, R = unknown> {
+  /** Unique, /^[a-z][a-z0-9_-]{0,63}$/. */
+  name: string;
+  description?: string;
+  params?: JsonSchema;
+  schedule?: Schedule;
+  /** Whole run, wall clock. Default "1h". */
+  timeout?: Duration;
+  /** One invocation of run(). Default "5m". */
+  chunkTimeout?: Duration;
+  /** Run-level retries of failed runs; finished steps are reused. attempts counts the first try. */
+  retry?: { attempts: number; backoff?: "exponential" | "fixed"; delay?: Duration; maxDelay?: Duration };
+  /** Must be deterministic outside steps: it runs again from the top on every resume. */
+  run(ctx: WorkflowContext, params: P): R | Promise<R>;
+}
+
+export function workflow<P = Record<string, unknown>, R = unknown>(definition: WorkflowDefinition<P, R>): WorkflowDefinition<P, R>;
+
+declare global {
+  /** console.* inside the sandbox writes to the run log (log → info). */
+  var console: {
+    log(...args: unknown[]): void;
+    info(...args: unknown[]): void;
+    debug(...args: unknown[]): void;
+    warn(...args: unknown[]): void;
+    error(...args: unknown[]): void;
+  };
+}
