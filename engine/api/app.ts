@@ -9,8 +9,6 @@ import { workflowRoutes } from "./routes/workflows.js";
 
 export interface AppOptions {
   engine: Engine;
-  /** Log each request through the engine's logger. @default true */
-  requestLogging?: boolean;
 }
 
 /**
@@ -21,7 +19,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { engine } = options;
   const app = Fastify({
     loggerInstance: engine.logger as FastifyBaseLogger,
-    disableRequestLogging: options.requestLogging === false,
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
   });

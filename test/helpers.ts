@@ -1,0 +1,72 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { Writable } from "node:stream";
+import { pino } from "pino";
+import { afterAll } from "vitest";
+import { loadConfig, type EngineConfig } from "../engine/config.js";
+import { Engine, type EngineDeps } from "../engine/engine.js";
+import { REDACT_PATHS, type Logger } from "../engine/logger.js";
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+export function tempDir(prefix = "bifrost-test-"): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(dir);
+  return dir;
+}
+
+/** Writes files (relative path → contents) under `root`. */
+export function writeFiles(root: string, files: Record<string, string>): void {
+  for (const [path, contents] of Object.entries(files)) {
+    mkdirSync(dirname(join(root, path)), { recursive: true });
+    writeFileSync(join(root, path), contents);
+  }
+}
+
+/** A pino logger that keeps its JSON lines in memory, with the engine's redaction. */
+export function memoryLogger(): { logger: Logger; lines: () => string[] } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(chunk.toString());
+      cb();
+    },
+  });
+  const logger = pino({ level: "debug", redact: { paths: REDACT_PATHS, censor: "[REDACTED]" } }, stream);
+  return { logger, lines: () => chunks.join("").split("\n").filter(Boolean) };
+}
+
+export interface TestEngineOptions {
+  workflows?: Record<string, string>;
+  config?: Partial<EngineConfig>;
+  deps?: EngineDeps;
+  dataDir?: string;
+  workflowsDir?: string;
+}
+
+/** An engine over a fresh SQLite file and workflows directory. Not started. */
+export async function openTestEngine(options: TestEngineOptions = {}): Promise<{ engine: Engine; dataDir: string; workflowsDir: string; logLines: () => string[] }> {
+  const dataDir = options.dataDir ?? tempDir();
+  const workflowsDir = options.workflowsDir ?? tempDir("bifrost-wf-");
+  if (options.workflows) writeFiles(workflowsDir, options.workflows);
+  const config = loadConfig({}, { dataDir, workflowsDir, watch: false, pollMs: 50, port: 0, ...options.config });
+  const memory = memoryLogger();
+  const engine = await Engine.open(config, { logger: memory.logger, ...options.deps });
+  return { engine, dataDir, workflowsDir, logLines: memory.lines };
+}
+
+/** A workflow module's source, built from the body of run(). */
+export function workflowSource(name: string, runBody: string, extra = ""): string {
+  return `import { workflow } from "bifrost";
+export default workflow({
+  name: ${JSON.stringify(name)},${extra}
+  async run(ctx, params) {
+${runBody}
+  },
+});
+`;
+}
