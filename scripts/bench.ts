@@ -1,0 +1,140 @@
+// `npm run bench`: each Bifrost figure is printed beside a baseline measured in the same run on
+// the same machine, so the ratio is what matters (absolute numbers move with machine load).
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Fastify from "fastify";
+import ivm from "isolated-vm";
+import { pino } from "pino";
+import { loadConfig } from "../engine/config.js";
+import { compileModule } from "../engine/registry/compile.js";
+import { startServer } from "../engine/server.js";
+import { WorkflowSandbox } from "../sandbox/index.js";
+
+const SANDBOX_RUNS = Number(process.env.BENCH_SANDBOX_RUNS ?? 300);
+const HTTP_RUNS = Number(process.env.BENCH_HTTP_RUNS ?? 400);
+const HTTP_CONCURRENCY = Number(process.env.BENCH_HTTP_CONCURRENCY ?? 8);
+
+interface Stats {
+  median: number;
+  p95: number;
+}
+
+function stats(samples: number[]): Stats {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+  return { median: at(0.5), p95: at(0.95) };
+}
+
+async function timeEach(n: number, fn: () => Promise<void>): Promise<Stats> {
+  for (let i = 0; i < Math.min(20, n); i++) await fn(); // warm-up
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await fn();
+    samples.push(performance.now() - t);
+  }
+  return stats(samples);
+}
+
+const TRIVIAL = "function trivial(input) { return { echoed: input.n + 1 }; }";
+
+async function rawNewIsolate(): Promise<void> {
+  const isolate = new ivm.Isolate({ memoryLimit: 128 });
+  const context = await isolate.createContext();
+  const fn = await context.eval(`(${TRIVIAL})`, { reference: true });
+  await fn.apply(undefined, [new ivm.ExternalCopy({ n: 1 }).copyInto()], { result: { copy: true, promise: true } });
+  isolate.dispose();
+}
+
+function rawReusedIsolate(): () => Promise<void> {
+  const isolate = new ivm.Isolate({ memoryLimit: 128 });
+  return async () => {
+    const context = await isolate.createContext();
+    const fn = await context.eval(`(${TRIVIAL})`, { reference: true });
+    await fn.apply(undefined, [new ivm.ExternalCopy({ n: 1 }).copyInto()], { result: { copy: true, promise: true } });
+    context.release();
+  };
+}
+
+async function httpLoad(url: string, body: string, total: number, concurrency: number): Promise<{ perSecond: number; latency: Stats }> {
+  let next = 0;
+  const latencies: number[] = [];
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) {
+        next += 1;
+        const t = performance.now();
+        const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body });
+        const json = (await res.json()) as { status?: string };
+        if (res.status !== 200 || json.status !== "succeeded") throw new Error(`unexpected response ${res.status} ${JSON.stringify(json)}`);
+        latencies.push(performance.now() - t);
+      }
+    }),
+  );
+  return { perSecond: (total / (performance.now() - started)) * 1000, latency: stats(latencies) };
+}
+
+const ms = (v: number) => `${v.toFixed(2)} ms`;
+const rows: [string, string, string, string][] = [];
+const row = (what: string, value: string, baseline: string, ratio: string) => rows.push([what, value, baseline, ratio]);
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "bifrost-bench-"));
+  try {
+    const workflowsDir = join(dir, "workflows");
+    const { mkdirSync } = await import("node:fs");
+    mkdirSync(workflowsDir);
+    writeFileSync(
+      join(workflowsDir, "trivial.ts"),
+      `import { workflow } from "bifrost";\nexport default workflow({ name: "trivial", async run(ctx, params: { n?: number }) { return { echoed: (params.n ?? 0) + 1 }; } });\n`,
+    );
+
+    // 1. Sandbox cost per run against the raw isolated-vm floor.
+    const newIsolate = await timeEach(SANDBOX_RUNS, rawNewIsolate);
+    const reused = await timeEach(SANDBOX_RUNS, rawReusedIsolate());
+    const module = await compileModule({ kind: "file", file: join(workflowsDir, "trivial.ts") });
+    const host = async () => null;
+    const sandboxRun = await timeEach(SANDBOX_RUNS, async () => {
+      const sandbox = await WorkflowSandbox.create(module, { memoryMb: 128, cpuMs: 60_000 });
+      const deadline = Date.now() + 10_000;
+      const out = await sandbox.run({ run: { id: "bench" }, params: { n: 1 }, deadline }, { host, deadline });
+      sandbox.dispose();
+      if (out.kind !== "returned") throw new Error(`sandbox run failed: ${JSON.stringify(out)}`);
+    });
+    row("sandbox run (new isolate, prelude, bundle, run)", ms(sandboxRun.median), `raw new isolate ${ms(newIsolate.median)}`, `${(sandboxRun.median / newIsolate.median).toFixed(2)}x`);
+    row("  p95", ms(sandboxRun.p95), `raw new isolate p95 ${ms(newIsolate.p95)}`, "");
+    row("  vs. reusing an isolate", ms(sandboxRun.median), `raw new context ${ms(reused.median)}`, `${(sandboxRun.median / reused.median).toFixed(2)}x`);
+
+    // 2. End-to-end trivial runs over HTTP with wait, against a bare fastify JSON route.
+    const floor = Fastify();
+    floor.post("/echo", async (req) => ({ status: "succeeded", echoed: (req.body as { n?: number }).n }));
+    await floor.listen({ port: 0, host: "127.0.0.1" });
+    const floorAddr = floor.server.address();
+    const floorUrl = `http://127.0.0.1:${typeof floorAddr === "object" && floorAddr ? floorAddr.port : 0}/echo`;
+    const floorLoad = await httpLoad(floorUrl, JSON.stringify({ n: 1 }), HTTP_RUNS, HTTP_CONCURRENCY);
+    await floor.close();
+
+    const config = loadConfig({}, { dataDir: join(dir, "data"), workflowsDir, port: 0, host: "127.0.0.1", watch: false, concurrency: HTTP_CONCURRENCY });
+    const server = await startServer(config, { logger: pino({ level: "silent" }) });
+    const runUrl = `${server.url}/api/workflows/trivial/runs`;
+    const body = JSON.stringify({ params: { n: 1 }, wait: true });
+    await httpLoad(runUrl, body, 20, HTTP_CONCURRENCY); // warm-up
+    const e2e = await httpLoad(runUrl, body, HTTP_RUNS, HTTP_CONCURRENCY);
+    await server.close();
+    row(`runs/s over HTTP with wait (${HTTP_CONCURRENCY} clients)`, `${e2e.perSecond.toFixed(0)}/s`, `bare fastify POST ${floorLoad.perSecond.toFixed(0)}/s`, `${(e2e.perSecond / floorLoad.perSecond).toFixed(3)}x`);
+    row("  latency median", ms(e2e.latency.median), `bare fastify ${ms(floorLoad.latency.median)}`, "");
+    row("  latency p95", ms(e2e.latency.p95), `bare fastify ${ms(floorLoad.latency.p95)}`, "");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  const widths = [0, 1, 2, 3].map((i) => Math.max(...[["figure", "bifrost", "baseline (same run)", "ratio"], ...rows].map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ");
+  console.log(`Bifrost benchmarks — node ${process.version}, ${SANDBOX_RUNS} sandbox runs, ${HTTP_RUNS} HTTP runs\n`);
+  console.log(line(["figure", "bifrost", "baseline (same run)", "ratio"]));
+  for (const r of rows) console.log(line(r));
+}
+
+await main();
