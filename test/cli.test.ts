@@ -117,8 +117,9 @@ describe("bifrost CLI", () => {
     const url = await new Promise<string>((resolve, reject) => {
       child.stderr.on("data", (d: Buffer) => {
         stderr += d.toString();
+        // The banner is two lines that may arrive in separate chunks.
         const m = /listening on (http:\/\/[^\s]+)/.exec(stderr);
-        if (m) resolve(m[1]!);
+        if (m && /workflow\(s\)/.test(stderr)) resolve(m[1]!);
       });
       child.on("exit", (code) => reject(new Error(`start exited with ${code}: ${stderr}`)));
     });
