@@ -1,3 +1,4 @@
+import { IsolatePool } from "../sandbox/index.js";
 import { openStorage } from "../storage/index.js";
 import { FINISHED_STATUSES, type LogQuery, type LogRecord, type RunFilter, type RunRecord, type RunTrigger, type StepRecord, type Storage } from "../storage/types.js";
 import type { EngineConfig } from "./config.js";
@@ -38,6 +39,7 @@ export class Engine {
   readonly registry: WorkflowRegistry;
   private readonly runner: Runner;
   private readonly params = new ParamsValidator();
+  private readonly pool: IsolatePool;
   private stopWatching: (() => void) | undefined;
   private stopping = false;
 
@@ -57,7 +59,9 @@ export class Engine {
       workflowsDir: config.workflowsDir,
       now,
     });
+    this.pool = new IsolatePool({ memoryMb: config.sandboxMemoryMb, maxIdle: config.concurrency });
     const execDeps = {
+      pool: this.pool,
       storage,
       registry: this.registry,
       events: this.events,
@@ -67,7 +71,7 @@ export class Engine {
       sandboxLimits: this.sandboxLimits,
       hostLimits,
     };
-    this.runner = new Runner(storage, (run, signal) => executeRun(run, signal, execDeps), logger, {
+    this.runner = new Runner(storage, (run, signals) => executeRun(run, signals, execDeps), logger, {
       owner: config.owner,
       concurrency: config.concurrency,
       leaseMs: config.leaseMs,
@@ -220,6 +224,7 @@ export class Engine {
     this.stopping = true;
     this.stopWatching?.();
     await this.runner.stop(graceMs);
+    this.pool.close();
     await this.storage.close();
   }
 

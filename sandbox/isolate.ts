@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import ivm from "isolated-vm";
+import type { IsolatePool } from "./pool.js";
 import { BUNDLE_FILENAME, mapStack } from "./stack.js";
 
 const PRELUDE = readFileSync(new URL("./guest/prelude.js", import.meta.url), "utf8");
@@ -49,25 +50,41 @@ const WATCHDOG_MS = 25;
  * One workflow module loaded into its own isolate: create → invoke → dispose.
  * Every invoke gets hard limits: wall-clock deadline, CPU time, memory.
  */
+interface Bridge {
+  handler: HostHandler | undefined;
+  /** Host calls not yet answered: a context with none left cannot run again by itself. */
+  inFlight: number;
+}
+
 export class WorkflowSandbox {
   private disposeReason: "deadline" | "cpu" | "aborted" | undefined;
   private abortReason = "";
+  /** Set after a clean invocation: the isolate may serve another run. */
+  private reusable = false;
 
   private constructor(
     private readonly isolate: ivm.Isolate,
+    private readonly context: ivm.Context,
     private readonly invokeRef: ivm.Reference<(kind: string, input: string) => Promise<string>>,
     private readonly sourceMap: string,
     private readonly limits: SandboxLimits,
-    private readonly bridge: { handler: HostHandler | undefined },
+    private readonly bridge: Bridge,
+    private readonly pool: IsolatePool | undefined,
   ) {}
 
-  static async create(module: LoadableModule, limits: SandboxLimits): Promise<WorkflowSandbox> {
-    const isolate = new ivm.Isolate({ memoryLimit: limits.memoryMb });
+  /**
+   * Loads a module into a new context: of a fresh isolate, or of a pooled one when `pool` is
+   * given (pooled isolates cache the compiled prelude and bundles).
+   */
+  static async create(module: LoadableModule & { version?: string }, limits: SandboxLimits, pool?: IsolatePool): Promise<WorkflowSandbox> {
+    const isolate = pool ? pool.acquire() : new ivm.Isolate({ memoryLimit: limits.memoryMb });
+    let context: ivm.Context | undefined;
     try {
-      const context = await isolate.createContext();
-      const bridge: { handler: HostHandler | undefined } = { handler: undefined };
+      context = await isolate.createContext();
+      const bridge: Bridge = { handler: undefined, inFlight: 0 };
       const hostRef = new ivm.Reference(async (op: string, argsJson: string): Promise<string> => {
         // Always resolve: a rejected promise handed back to isolated-vm can crash the host.
+        bridge.inFlight += 1;
         try {
           if (!bridge.handler) throw new Error("no host calls are available here");
           const value = await bridge.handler(op, JSON.parse(argsJson));
@@ -75,19 +92,24 @@ export class WorkflowSandbox {
         } catch (err) {
           const e = err as { code?: unknown; message?: unknown };
           return JSON.stringify({ ok: false, error: { code: typeof e.code === "string" ? e.code : "INTERNAL", message: String(e.message ?? err) } });
+        } finally {
+          bridge.inFlight -= 1;
         }
       });
-      const preludeRef = await context.eval(PRELUDE, { reference: true, filename: "bifrost-prelude.js", timeout: 1000 });
+      const compilePrelude = () => isolate.compileScript(PRELUDE, { filename: "bifrost-prelude.js" });
+      const prelude = pool ? await pool.script(isolate, "prelude", compilePrelude) : await compilePrelude();
+      const preludeRef = (await prelude.run(context, { reference: true, timeout: 1000 })) as ivm.Reference<(host: unknown) => unknown>;
       const invokeRef = (await preludeRef.apply(undefined, [hostRef], { result: { reference: true }, timeout: 1000 })) as ivm.Reference<
         (kind: string, input: string) => Promise<string>
       >;
-      const script = await isolate.compileScript(`globalThis.__bifrost_factory = function (module, exports) {\n${module.code}\n};`, {
-        filename: BUNDLE_FILENAME,
-        lineOffset: -1,
-      });
-      await script.run(context, { timeout: 1000 });
-      return new WorkflowSandbox(isolate, invokeRef, module.sourceMap, limits, bridge);
+      preludeRef.release();
+      const compileBundle = () =>
+        isolate.compileScript(`globalThis.__bifrost_factory = function (module, exports) {\n${module.code}\n};`, { filename: BUNDLE_FILENAME, lineOffset: -1 });
+      const bundle = pool && module.version ? await pool.script(isolate, `module:${module.version}`, compileBundle) : await compileBundle();
+      await bundle.run(context, { timeout: 1000 });
+      return new WorkflowSandbox(isolate, context, invokeRef, module.sourceMap, limits, bridge, pool);
     } catch (err) {
+      context?.release();
       if (!isolate.isDisposed) isolate.dispose();
       throw err;
     }
@@ -139,6 +161,7 @@ export class WorkflowSandbox {
         timeout: Math.min(this.limits.cpuMs, wallMs),
       });
       const envelope = JSON.parse(raw) as { ok: true; value: unknown } | { ok: false; error: GuestError };
+      this.reusable = this.bridge.inFlight === 0 && !this.isolate.isDisposed;
       if (envelope.ok) return { kind: "returned", value: envelope.value };
       const error = envelope.error;
       if (error.stack) error.stack = mapStack(error.stack, this.sourceMap);
@@ -167,8 +190,12 @@ export class WorkflowSandbox {
     return this.isolate.isDisposed;
   }
 
+  /** Ends the sandbox. A pooled isolate goes back to its pool only after a clean invocation. */
   dispose(): void {
-    if (!this.isolate.isDisposed) this.isolate.dispose();
     this.invokeRef.release();
+    if (this.isolate.isDisposed) return;
+    this.context.release();
+    if (this.pool && this.reusable && this.bridge.inFlight === 0) this.pool.release(this.isolate);
+    else this.isolate.dispose();
   }
 }

@@ -9,7 +9,7 @@ import { pino } from "pino";
 import { loadConfig } from "../engine/config.js";
 import { compileModule } from "../engine/registry/compile.js";
 import { startServer } from "../engine/server.js";
-import { WorkflowSandbox } from "../sandbox/index.js";
+import { IsolatePool, WorkflowSandbox } from "../sandbox/index.js";
 
 const SANDBOX_RUNS = Number(process.env.BENCH_SANDBOX_RUNS ?? 300);
 const HTTP_RUNS = Number(process.env.BENCH_HTTP_RUNS ?? 400);
@@ -96,16 +96,21 @@ async function main(): Promise<void> {
     const reused = await timeEach(SANDBOX_RUNS, rawReusedIsolate());
     const module = await compileModule({ kind: "file", file: join(workflowsDir, "trivial.ts") });
     const host = async () => null;
-    const sandboxRun = await timeEach(SANDBOX_RUNS, async () => {
-      const sandbox = await WorkflowSandbox.create(module, { memoryMb: 128, cpuMs: 60_000 });
+    const sandboxOnce = (pool?: IsolatePool) => async () => {
+      const sandbox = await WorkflowSandbox.create(module, { memoryMb: 128, cpuMs: 60_000 }, pool);
       const deadline = Date.now() + 10_000;
       const out = await sandbox.run({ run: { id: "bench" }, params: { n: 1 }, deadline }, { host, deadline });
       sandbox.dispose();
       if (out.kind !== "returned") throw new Error(`sandbox run failed: ${JSON.stringify(out)}`);
-    });
-    row("sandbox run (new isolate, prelude, bundle, run)", ms(sandboxRun.median), `raw new isolate ${ms(newIsolate.median)}`, `${(sandboxRun.median / newIsolate.median).toFixed(2)}x`);
-    row("  p95", ms(sandboxRun.p95), `raw new isolate p95 ${ms(newIsolate.p95)}`, "");
-    row("  vs. reusing an isolate", ms(sandboxRun.median), `raw new context ${ms(reused.median)}`, `${(sandboxRun.median / reused.median).toFixed(2)}x`);
+    };
+    const fresh = await timeEach(SANDBOX_RUNS, sandboxOnce());
+    const pool = new IsolatePool({ memoryMb: 128, maxIdle: 1 });
+    const pooled = await timeEach(SANDBOX_RUNS, sandboxOnce(pool));
+    pool.close();
+    row("sandbox run, fresh isolate (prelude, bundle, run)", ms(fresh.median), `raw new isolate ${ms(newIsolate.median)}`, `${(fresh.median / newIsolate.median).toFixed(2)}x`);
+    row("  p95", ms(fresh.p95), `raw new isolate p95 ${ms(newIsolate.p95)}`, "");
+    row("sandbox run, pooled isolate (what the engine does)", ms(pooled.median), `raw new context ${ms(reused.median)}`, `${(pooled.median / reused.median).toFixed(2)}x`);
+    row("  p95", ms(pooled.p95), `raw new context p95 ${ms(reused.p95)}`, "");
 
     // 2. End-to-end trivial runs over HTTP with wait, against a bare fastify JSON route.
     const floor = Fastify();

@@ -155,6 +155,13 @@ const claimable =
   (w: ExpressionBuilder<Database, "runs">) =>
     w.or([w.and([w("status", "=", "queued"), w("run_at", "<=", now)]), w.and([w("status", "=", "running"), w("lease_until", "<", now)])]);
 
+const claimedBy = (owner: string, now: number, leaseUntil: number) => ({
+  status: "running",
+  lease_owner: owner,
+  lease_until: leaseUntil,
+  started_at: sql<number>`coalesce(started_at, ${now})`,
+});
+
 function runRepository(db: Kysely<Database>, dialect: "sqlite" | "postgres"): RunRepository {
   const owned = (id: string, owner: string) =>
     db.updateTable("runs").where("id", "=", id).where("lease_owner", "=", owner).where("status", "=", "running");
@@ -176,6 +183,7 @@ function runRepository(db: Kysely<Database>, dialect: "sqlite" | "postgres"): Ru
         scheduled_for: run.scheduledFor,
         lease_owner: run.claim?.owner ?? null,
         lease_until: run.claim?.leaseUntil ?? null,
+        started_at: run.claim ? run.now : null,
       };
       const inserted = await db
         .insertInto("runs")
@@ -213,7 +221,7 @@ function runRepository(db: Kysely<Database>, dialect: "sqlite" | "postgres"): Ru
     async claimNext(owner, now, leaseUntil) {
       const row = await db
         .updateTable("runs")
-        .set({ status: "running", lease_owner: owner, lease_until: leaseUntil })
+        .set(claimedBy(owner, now, leaseUntil))
         .where("id", "=", (eb) =>
           eb
             .selectFrom("runs")
@@ -234,7 +242,7 @@ function runRepository(db: Kysely<Database>, dialect: "sqlite" | "postgres"): Ru
     async claim(id, owner, now, leaseUntil) {
       const row = await db
         .updateTable("runs")
-        .set({ status: "running", lease_owner: owner, lease_until: leaseUntil })
+        .set(claimedBy(owner, now, leaseUntil))
         .where("id", "=", id)
         .where(claimable(now))
         .returningAll()
@@ -255,18 +263,8 @@ function runRepository(db: Kysely<Database>, dialect: "sqlite" | "postgres"): Ru
       return rows.map((r) => r.id);
     },
 
-    async markStarted(id, owner, startedAt) {
-      await db
-        .updateTable("runs")
-        .set({ started_at: startedAt })
-        .where("id", "=", id)
-        .where("lease_owner", "=", owner)
-        .where("started_at", "is", null)
-        .execute();
-    },
-
     async finish(id, owner, outcome) {
-      const res = await owned(id, owner)
+      const row = await owned(id, owner)
         .set({
           status: outcome.status,
           result: json(outcome.result ?? null),
@@ -275,8 +273,9 @@ function runRepository(db: Kysely<Database>, dialect: "sqlite" | "postgres"): Ru
           lease_owner: null,
           lease_until: null,
         })
+        .returningAll()
         .executeTakeFirst();
-      return Number(res.numUpdatedRows) > 0;
+      return row && toRun(row);
     },
 
     async requeue(id, owner, patch) {

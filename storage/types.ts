@@ -116,15 +116,17 @@ export interface RunRepository {
   create(run: NewRun): Promise<{ run: RunRecord; created: boolean }>;
   get(id: string): Promise<RunRecord | undefined>;
   list(filter: RunFilter): Promise<RunRecord[]>;
-  /** Atomically claims the next due queued run, or a running run whose lease expired. */
+  /**
+   * Atomically claims the next due queued run, or a running run whose lease expired. The first
+   * claim sets `startedAt`.
+   */
   claimNext(owner: string, now: number, leaseUntil: number): Promise<RunRecord | undefined>;
   /** Claims one specific run if it is due (queued, or running with an expired lease). */
   claim(id: string, owner: string, now: number, leaseUntil: number): Promise<RunRecord | undefined>;
   /** Extends the leases this owner still holds; returns the ids it still owns. */
   renewLeases(owner: string, ids: readonly string[], leaseUntil: number): Promise<string[]>;
-  markStarted(id: string, owner: string, startedAt: number): Promise<void>;
-  /** Writes a final outcome if the owner still holds the run; false when it lost the lease. */
-  finish(id: string, owner: string, outcome: RunOutcome): Promise<boolean>;
+  /** Writes a final outcome if the owner still holds the run; undefined when it lost the lease. */
+  finish(id: string, owner: string, outcome: RunOutcome): Promise<RunRecord | undefined>;
   /** Puts a claimed run back in the queue (retry or resume), keeping its steps. */
   requeue(id: string, owner: string, patch: { runAt: number; attempt: number; error: ErrorData | null }): Promise<boolean>;
   /** Releases leases of unfinished runs this owner holds so another engine can take them now. */

@@ -185,6 +185,32 @@ describe("runs", () => {
     expect(await engine.storage.runs.list({ limit: 10 })).toHaveLength(1);
   });
 
+  it("fires ctx.signal on a graceful stop and puts a cooperating run back in the queue", async () => {
+    const t = await started({
+      workflows: {
+        "polite.ts": workflowSource(
+          "polite",
+          `await ctx.step("one", () => 1);
+           // Like AbortSignal, a listener added after the abort does not fire: check first.
+           await new Promise((resolve) => (ctx.signal.aborted ? resolve() : ctx.signal.addEventListener("abort", resolve)));
+           ctx.log.info("asked to stop: " + ctx.signal.reason);
+           ctx.signal.throwIfAborted();
+           return "never";`,
+        ),
+      },
+    });
+    const { run } = await t.engine.triggerRun("polite");
+    await t.engine.events.next("step:finished", (e) => e.runId === run.id);
+    const requeued = t.engine.events.next("run:requeued", (e) => e.runId === run.id);
+    engines.pop();
+    await t.engine.stop(60_000);
+    expect((await requeued).reason).toBe("resume");
+    const reopened = await openTestEngine({ dataDir: t.dataDir, workflowsDir: t.workflowsDir });
+    engines.push(reopened.engine);
+    expect(await reopened.engine.storage.runs.get(run.id)).toMatchObject({ status: "queued", leaseOwner: null, attempt: 1, error: null });
+    expect(await messages(reopened.engine, run.id)).toEqual(["asked to stop: engine stopping", "stopped at the engine's request; the run resumes from its last committed step"]);
+  });
+
   it("releases the leases of unfinished runs when stopped, so another engine can resume them", async () => {
     const t = await started({ workflows: { "slow.ts": workflowSource("slow", `await ctx.step("one", () => 1); await new Promise(() => {});`) } });
     const { run } = await t.engine.triggerRun("slow");

@@ -58,27 +58,27 @@ for (const dialect of selected) {
       expect(await s.runs.claimNext("B", 2_001, 5_000)).toMatchObject({ id: first.id, leaseOwner: "B" });
       // A lost it: renewing and finishing as A change nothing.
       expect(await s.runs.renewLeases("A", [first.id], 9_000)).toEqual([]);
-      expect(await s.runs.finish(first.id, "A", { status: "succeeded", result: 1, finishedAt: 2_500 })).toBe(false);
-      expect(await s.runs.finish(first.id, "B", { status: "succeeded", result: { ok: true }, finishedAt: 2_500 })).toBe(true);
+      expect(await s.runs.finish(first.id, "A", { status: "succeeded", result: 1, finishedAt: 2_500 })).toBeUndefined();
+      expect(await s.runs.finish(first.id, "B", { status: "succeeded", result: { ok: true }, finishedAt: 2_500 })).toMatchObject({ id: first.id, status: "succeeded" });
       expect(await s.runs.get(first.id)).toMatchObject({ status: "succeeded", result: { ok: true }, leaseOwner: null, finishedAt: 2_500 });
     }));
 
     it("claims a specific run, requeues with a delay, and releases leases", withStorage(async (s) => {
       const run = (await s.runs.create(newRun({ now: 100 }))).run;
-      expect(await s.runs.claim(run.id, "A", 100, 1_000)).toMatchObject({ status: "running", leaseOwner: "A" });
+      expect(await s.runs.claim(run.id, "A", 150, 1_000)).toMatchObject({ status: "running", leaseOwner: "A", startedAt: 150 });
       expect(await s.runs.claim(run.id, "B", 200, 1_000)).toBeUndefined();
-      await s.runs.markStarted(run.id, "A", 150);
       expect(await s.runs.requeue(run.id, "A", { runAt: 5_000, attempt: 2, error: { code: "WORKFLOW_ERROR", message: "boom" } })).toBe(true);
       expect(await s.runs.get(run.id)).toMatchObject({ status: "queued", attempt: 2, runAt: 5_000, startedAt: 150, error: { message: "boom" } });
       expect(await s.runs.claimNext("A", 4_999, 6_000)).toBeUndefined();
-      expect((await s.runs.claimNext("A", 5_000, 6_000))?.id).toBe(run.id);
+      // A later claim keeps the first start time.
+      expect(await s.runs.claimNext("A", 5_000, 6_000)).toMatchObject({ id: run.id, startedAt: 150 });
       await s.runs.releaseLeases("A", [run.id]);
       expect(await s.runs.get(run.id)).toMatchObject({ status: "queued", leaseOwner: null });
     }));
 
     it("adopts a run at creation for its creator", withStorage(async (s) => {
       const { run } = await s.runs.create(newRun({ claim: { owner: "cli", leaseUntil: 9_000 } }));
-      expect(run).toMatchObject({ status: "running", leaseOwner: "cli", leaseUntil: 9_000 });
+      expect(run).toMatchObject({ status: "running", leaseOwner: "cli", leaseUntil: 9_000, startedAt: 1_000 });
       expect(await s.runs.claimNext("server", 5_000, 6_000)).toBeUndefined();
     }));
 

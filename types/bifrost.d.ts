@@ -28,6 +28,7 @@ export interface RunLogger {
   error(message: string, data?: unknown): void;
 }
 
+/** Like an AbortSignal: a listener added after the abort does not fire, so check `aborted` first. */
 export interface SandboxSignal {
   readonly aborted: boolean;
   readonly reason: unknown;
@@ -51,7 +52,10 @@ export interface WorkflowContext {
   chunks<I, R>(name: string, items: readonly I[], options: { size: number }, fn: (batch: I[], index: number) => R | Promise<R>): Promise<R[]>;
   /** When the current invocation will be stopped. */
   readonly deadline: Date;
-  /** Aborted when the engine asks the run to stop. */
+  /**
+   * Aborted when the engine asks the run to stop (graceful shutdown). A run that then throws
+   * (`ctx.signal.throwIfAborted()`) is put back in the queue and resumes from its last committed step.
+   */
   readonly signal: SandboxSignal;
 }
 

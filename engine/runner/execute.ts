@@ -1,4 +1,4 @@
-import { WorkflowSandbox, type InvocationOutcome, type SandboxLimits } from "../../sandbox/index.js";
+import { WorkflowSandbox, type InvocationOutcome, type IsolatePool, type SandboxLimits } from "../../sandbox/index.js";
 import type { RunOutcome, RunRecord, Storage } from "../../storage/types.js";
 import { BifrostError, ERROR_CODES, type ErrorCode, type ErrorData } from "../errors.js";
 import type { EngineEvents } from "../events.js";
@@ -7,6 +7,7 @@ import type { RegisteredWorkflow, WorkflowRegistry } from "../registry/registry.
 import { formatDuration } from "../duration.js";
 import { retryDelayMs } from "./backoff.js";
 import { checkResultSize, RunHost, type RunHostLimits } from "./run-host.js";
+import type { RunSignals } from "./runner.js";
 
 export interface ExecuteDeps {
   storage: Storage;
@@ -17,6 +18,7 @@ export interface ExecuteDeps {
   owner: string;
   sandboxLimits: SandboxLimits;
   hostLimits: RunHostLimits;
+  pool?: IsolatePool;
 }
 
 /** What one invocation decided for the run. */
@@ -33,12 +35,12 @@ function errorOf(code: ErrorCode, message: string, extra: Partial<ErrorData> = {
  * Runs one invocation of a claimed run in a fresh sandbox and records the outcome. Resumes are
  * invocations too: run() starts from the top and finished steps return their stored results.
  */
-export async function executeRun(claimed: RunRecord, signal: AbortSignal, deps: ExecuteDeps): Promise<void> {
+export async function executeRun(claimed: RunRecord, signals: RunSignals, deps: ExecuteDeps): Promise<void> {
   const { storage, now } = deps;
-  const workflow = deps.registry.get(claimed.workflow) ?? (await deps.registry.refresh(claimed.workflow));
-  const startedAt = claimed.startedAt ?? now();
-  if (claimed.startedAt === null) await storage.runs.markStarted(claimed.id, deps.owner, startedAt);
-  const run: RunRecord = { ...claimed, startedAt };
+  // Another process may have registered a newer version: the database is the source of truth.
+  const cached = deps.registry.get(claimed.workflow);
+  const workflow = cached && cached.version === claimed.workflowVersion ? cached : ((await deps.registry.refresh(claimed.workflow)) ?? cached);
+  const run = claimed;
   const host = new RunHost(run, await storage.logs.maxSeq(run.id), {
     storage,
     events: deps.events,
@@ -53,7 +55,7 @@ export async function executeRun(claimed: RunRecord, signal: AbortSignal, deps: 
   if (!workflow) {
     decision = finish("failed", errorOf("WORKFLOW_UNREGISTERED", `workflow "${run.workflow}" is not registered any more`), now());
   } else {
-    decision = await invoke(run, workflow, host, signal, deps);
+    decision = await invoke(run, workflow, host, signals, deps);
   }
   await host.flush();
   if (decision.kind === "abandon") return;
@@ -64,10 +66,9 @@ export async function executeRun(claimed: RunRecord, signal: AbortSignal, deps: 
     }
     return;
   }
-  if (await storage.runs.finish(run.id, deps.owner, decision.outcome)) {
-    const finished = await storage.runs.get(run.id);
-    if (finished) deps.events.emit("run:finished", { run: finished });
-  } else {
+  const finished = await storage.runs.finish(run.id, deps.owner, decision.outcome);
+  if (finished) deps.events.emit("run:finished", { run: finished });
+  else {
     deps.logger.warn({ runId: run.id }, "run outcome not recorded: this engine no longer holds its lease");
   }
 }
@@ -76,7 +77,7 @@ function finish(status: RunOutcome["status"], error: ErrorData | null, finishedA
   return { kind: "finish", outcome: { status, error, result: result ?? null, finishedAt } };
 }
 
-async function invoke(run: RunRecord, workflow: RegisteredWorkflow, host: RunHost, signal: AbortSignal, deps: ExecuteDeps): Promise<Decision> {
+async function invoke(run: RunRecord, workflow: RegisteredWorkflow, host: RunHost, signals: RunSignals, deps: ExecuteDeps): Promise<Decision> {
   const { definition } = workflow;
   const now = deps.now();
   const runDeadline = (run.startedAt ?? now) + definition.timeoutMs;
@@ -86,14 +87,23 @@ async function invoke(run: RunRecord, workflow: RegisteredWorkflow, host: RunHos
   const deadline = Math.min(runDeadline, now + definition.chunkTimeoutMs);
   let outcome: InvocationOutcome;
   let sandbox: WorkflowSandbox | undefined;
+  const onStop = () => void sandbox?.signalAbort(String(signals.stop.reason ?? "engine stopping"));
+  signals.stop.addEventListener("abort", onStop, { once: true });
   try {
-    sandbox = await WorkflowSandbox.create(workflow.module, deps.sandboxLimits);
+    sandbox = await WorkflowSandbox.create(workflow.module, deps.sandboxLimits, deps.pool);
+    if (signals.stop.aborted) onStop();
     const ctxRun = { id: run.id, workflow: run.workflow, org: run.org, trigger: run.trigger, attempt: run.attempt, scheduledFor: run.scheduledFor === null ? null : new Date(run.scheduledFor).toISOString() };
-    outcome = await sandbox.run({ run: ctxRun, params: run.params, deadline }, { host: host.handler, deadline, signal });
+    outcome = await sandbox.run({ run: ctxRun, params: run.params, deadline }, { host: host.handler, deadline, signal: signals.kill });
   } catch (err) {
     outcome = { kind: "crashed", message: (err as Error).message };
   } finally {
+    signals.stop.removeEventListener("abort", onStop);
     sandbox?.dispose();
+  }
+  // A run that stopped because the engine asked it to is not a failure: it resumes elsewhere.
+  if (signals.stop.aborted && outcome.kind === "threw" && outcome.error.code === "RUN_ABORTED") {
+    host.append("info", "stopped at the engine's request; the run resumes from its last committed step");
+    return { kind: "requeue", reason: "resume", runAt: deps.now(), attempt: run.attempt, error: null };
   }
   return decide(outcome, { run, workflow, host, deadline, runDeadline }, deps);
 }

@@ -12,7 +12,22 @@ export interface RunnerOptions {
 
 type State = "idle" | "running" | "stopping" | "stopped";
 
-export type Execute = (run: RunRecord, signal: AbortSignal) => Promise<void>;
+/**
+ * `stop` asks the run to stop cooperatively (ctx.signal fires; the run is released for resume);
+ * `kill` stops its sandbox at once and the invocation writes nothing more.
+ */
+export interface RunSignals {
+  stop: AbortSignal;
+  kill: AbortSignal;
+}
+
+export type Execute = (run: RunRecord, signals: RunSignals) => Promise<void>;
+
+interface Active {
+  stop: AbortController;
+  kill: AbortController;
+  done: Promise<void>;
+}
 
 /**
  * Claims runs with a lease and executes up to `concurrency` at once; a heartbeat renews leases.
@@ -20,7 +35,7 @@ export type Execute = (run: RunRecord, signal: AbortSignal) => Promise<void>;
  */
 export class Runner {
   private state: State = "idle";
-  private readonly active = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  private readonly active = new Map<string, Active>();
   private pollTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private claiming = false;
@@ -86,14 +101,15 @@ export class Runner {
   }
 
   private launch(run: RunRecord): Promise<void> {
-    const abort = new AbortController();
-    const done = this.execute(run, abort.signal)
+    const stop = new AbortController();
+    const kill = new AbortController();
+    const done = this.execute(run, { stop: stop.signal, kill: kill.signal })
       .catch((err: unknown) => this.logger.error({ err, runId: run.id }, "run execution failed inside the engine"))
       .finally(() => {
         this.active.delete(run.id);
         this.nudge();
       });
-    this.active.set(run.id, { abort, done });
+    this.active.set(run.id, { stop, kill, done });
     return done;
   }
 
@@ -104,7 +120,7 @@ export class Runner {
       const kept = new Set(await this.storage.runs.renewLeases(this.options.owner, ids, this.options.now() + this.options.leaseMs));
       for (const id of ids) {
         // A run that just finished is no longer "running" either; only abort ones still executing.
-        if (!kept.has(id)) this.active.get(id)?.abort.abort("lease lost");
+        if (!kept.has(id)) this.active.get(id)?.kill.abort("lease lost");
       }
     } catch (err) {
       this.logger.error({ err }, "renewing run leases failed");
@@ -112,13 +128,15 @@ export class Runner {
   }
 
   /**
-   * Stops claiming, lets running invocations finish for `graceMs`, then stops the rest and releases
-   * their leases so another engine resumes them from their last committed step at once.
+   * Stops claiming and fires ctx.signal in running invocations; they get `graceMs` to finish or
+   * checkpoint. The rest are then stopped and their leases released, so another engine resumes
+   * them from their last committed step at once.
    */
   async stop(graceMs: number): Promise<void> {
     if (this.state === "stopped" || this.state === "stopping") return;
     this.state = "stopping";
     clearInterval(this.pollTimer);
+    for (const a of this.active.values()) a.stop.abort("engine stopping");
     const all = Promise.all([...this.active.values()].map((a) => a.done));
     let timer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<"grace">((resolve) => (timer = setTimeout(() => resolve("grace"), graceMs)));
@@ -126,7 +144,7 @@ export class Runner {
     clearTimeout(timer);
     if (result === "grace") {
       const ids = [...this.active.keys()];
-      for (const a of this.active.values()) a.abort.abort("engine stopping");
+      for (const a of this.active.values()) a.kill.abort("engine stopping");
       await all;
       await this.storage.runs.releaseLeases(this.options.owner, ids).catch((err: unknown) => this.logger.error({ err }, "releasing leases failed"));
       this.logger.warn({ runs: ids }, "stopped runs at the end of the grace period; released for resume");
@@ -140,6 +158,6 @@ export class Runner {
     this.state = "stopped";
     clearInterval(this.pollTimer);
     clearInterval(this.heartbeatTimer);
-    for (const a of this.active.values()) a.abort.abort("killed");
+    for (const a of this.active.values()) a.kill.abort("killed");
   }
 }
