@@ -162,6 +162,17 @@ describe("runs", () => {
     expect(capped.at(-1)).toMatchObject({ level: "warn", msg: "log limit of 50 lines reached: further lines of this run are dropped" });
   });
 
+  it("truncates oversized log messages and data", async () => {
+    const { engine } = await started({
+      workflows: { "loud.ts": workflowSource("loud", `ctx.log.info("m".repeat(100000), { blob: "d".repeat(200000) }); ctx.log.info("small", { blob: "d".repeat(1000) });`) },
+    });
+    const run = await runToEnd(engine, "loud");
+    const [big, small] = await engine.storage.logs.list(run.id, { limit: 10 });
+    expect(big!.msg).toBe(`${"m".repeat(8 * 1024)}… [truncated]`);
+    expect(big!.data).toEqual({ truncated: true, bytes: expect.any(Number) });
+    expect(small).toMatchObject({ msg: "small", data: { blob: "d".repeat(1000) } });
+  });
+
   it("validates params before creating a run and applies schema defaults", async () => {
     const { engine } = await started({
       workflows: {

@@ -61,14 +61,22 @@
     p.finally(() => pending.delete(p));
   }
 
+  // The host enforces the real limits; cutting here first keeps huge lines from being copied out.
+  const MAX_MESSAGE = 16 * 1024;
+  const MAX_DATA = 128 * 1024;
+
   function log(level, message, data) {
-    const line = { level, msg: typeof message === "string" ? message : safeString(message) };
+    let msg = typeof message === "string" ? message : safeString(message);
+    if (msg.length > MAX_MESSAGE) msg = msg.slice(0, MAX_MESSAGE);
+    const line = { level, msg };
     if (data !== undefined) {
+      let json;
       try {
-        line.data = JSON.parse(JSON.stringify(data));
+        json = JSON.stringify(data);
       } catch {
-        line.data = safeString(data);
+        json = JSON.stringify(safeString(data));
       }
+      line.data = json === undefined ? null : json.length > MAX_DATA ? { truncated: true, bytes: json.length } : JSON.parse(json);
     }
     const step = currentSteps[currentSteps.length - 1];
     if (step !== undefined) line.step = step;
