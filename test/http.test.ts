@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../engine/config.js";
 import { startServer, type RunningServer } from "../engine/server.js";
+import { openStorage } from "../storage/index.js";
 import { memoryLogger, tempDir, workflowSource, writeFiles } from "./helpers.js";
 
 let server: RunningServer;
@@ -172,5 +173,28 @@ describe("HTTP API over a listening server", () => {
     const b = await api("POST", "/api/workflows/greet/runs", { params: { name: "once" }, idempotencyKey: "k-1" });
     expect(b.body.id).toBe(a.body.id);
     expect(b.headers.get("idempotent-replayed")).toBe("true");
+  });
+});
+
+describe("HTTP shutdown", () => {
+  it("ends open log streams and releases running runs when the server closes", async () => {
+    const workflowsDir = tempDir("bifrost-wf-");
+    writeFiles(workflowsDir, { "gate.ts": workflowSource("gate", `ctx.log.info("waiting"); await new Promise(() => {});`) });
+    const dataDir = tempDir();
+    const config = loadConfig({}, { dataDir, workflowsDir, port: 0, watch: false, pollMs: 50, shutdownGraceMs: 0 });
+    const own = await startServer(config, { logger: memoryLogger().logger });
+    const { run } = await own.engine.triggerRun("gate");
+    const res = await fetch(`${own.url}/api/runs/${run.id}/logs`, { headers: { accept: "text/event-stream" } });
+    const reader = res.body!.getReader();
+    let text = "";
+    while (!text.includes("waiting")) text += new TextDecoder().decode((await reader.read()).value);
+    await own.close();
+    for (;;) {
+      const { done } = await reader.read();
+      if (done) break;
+    }
+    const storage = await openStorage({ dataDir });
+    expect(await storage.runs.get(run.id)).toMatchObject({ status: "queued", leaseOwner: null });
+    await storage.close();
   });
 });

@@ -8,7 +8,12 @@ import { logView } from "./views.js";
  * in-process events and a poll (for runs executed by other engine processes) both just say
  * "read what is new", so lines are never duplicated or reordered.
  */
-export async function streamLogs(engine: Engine, request: FastifyRequest, reply: FastifyReply, opts: { runId: string; after?: number; level?: LogLevel }): Promise<void> {
+export async function streamLogs(
+  engine: Engine,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  opts: { runId: string; after?: number; level?: LogLevel; open: Set<() => void> },
+): Promise<void> {
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
@@ -22,6 +27,13 @@ export async function streamLogs(engine: Engine, request: FastifyRequest, reply:
     offLog();
     offFinished();
     clearInterval(poll);
+    opts.open.delete(endNow);
+  };
+  // Server shutdown ends open streams; clients reconnect elsewhere with Last-Event-ID.
+  const endNow = () => {
+    if (closed) return;
+    cleanup();
+    res.end();
   };
 
   const drain = async (): Promise<void> => {
@@ -69,5 +81,6 @@ export async function streamLogs(engine: Engine, request: FastifyRequest, reply:
   const offFinished = engine.events.on("run:finished", (e) => e.run.id === opts.runId && kick());
   const poll = setInterval(kick, engine.config.pollMs);
   request.raw.on("close", cleanup);
+  opts.open.add(endNow);
   kick();
 }

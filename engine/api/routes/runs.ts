@@ -63,6 +63,11 @@ interface LogsRequest {
 
 export const runRoutes = (engine: Engine): FastifyPluginAsync =>
   async (app) => {
+    const openStreams = new Set<() => void>();
+    app.addHook("preClose", async () => {
+      for (const end of [...openStreams]) end();
+    });
+
     app.post<TriggerRequest>("/api/workflows/:name/runs", { schema: { params: nameParams, body: triggerBody }, config: { access: "trigger" } }, async (request, reply) => {
       const body = request.body ?? {};
       const { run, created } = await engine.triggerRun(request.params.name, {
@@ -108,7 +113,7 @@ export const runRoutes = (engine: Engine): FastifyPluginAsync =>
       const after = request.query.after ?? (Number.isInteger(lastEventId) ? lastEventId : undefined);
       if ((request.headers.accept ?? "").includes("text/event-stream")) {
         await engine.getRun(id);
-        return streamLogs(engine, request, reply, { runId: id, ...(after !== undefined && { after }), ...(level !== undefined && { level }) });
+        return streamLogs(engine, request, reply, { runId: id, open: openStreams, ...(after !== undefined && { after }), ...(level !== undefined && { level }) });
       }
       const lines = await engine.listLogs(id, { ...(after !== undefined && { afterSeq: after }), ...(level !== undefined && { minLevel: level }), limit });
       const last = lines[lines.length - 1];
