@@ -1,3 +1,4 @@
+import { basename } from "node:path";
 import { IsolatePool } from "../sandbox/index.js";
 import { openStorage } from "../storage/index.js";
 import { FINISHED_STATUSES, type LogQuery, type LogRecord, type RunFilter, type RunRecord, type RunTrigger, type StepRecord, type Storage } from "../storage/types.js";
@@ -109,8 +110,16 @@ export class Engine {
 
   async getWorkflow(name: string): Promise<RegisteredWorkflow> {
     const workflow = this.registry.get(name) ?? (await this.registry.refresh(name));
-    if (!workflow) throw new BifrostError("WORKFLOW_NOT_FOUND", `No workflow named "${name}" is registered`, { details: { workflow: name } });
-    return workflow;
+    if (workflow) return workflow;
+    // A module that failed to load is the likely reason: say so rather than just "not found".
+    const problem = this.registry.problems().find((p) => p.name === name || (p.file !== null && basename(p.file).replace(/\.[mc]?[jt]s$/, "") === name));
+    if (problem) {
+      throw new BifrostError("WORKFLOW_NOT_FOUND", `No workflow named "${name}" is registered: its module failed to load: ${problem.error.message}`, {
+        details: { workflow: name, loadError: { code: problem.error.code, message: problem.error.message, details: problem.error.details } },
+        fix: "Fix the module at the reported file and line; it is reloaded when saved (or at the next start).",
+      });
+    }
+    throw new BifrostError("WORKFLOW_NOT_FOUND", `No workflow named "${name}" is registered`, { details: { workflow: name } });
   }
 
   /**

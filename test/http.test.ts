@@ -160,6 +160,9 @@ describe("HTTP API over a listening server", () => {
       expect(res.body.error.message, `${path} message`).toEqual(expect.any(String));
       expect(res.body.error.message.length).toBeGreaterThan(10);
     }
+    const broken = await api("POST", "/api/workflows/broken/runs", {});
+    expect(broken).toMatchObject({ status: 404, body: { error: { code: "WORKFLOW_NOT_FOUND", details: { loadError: { code: "WORKFLOW_COMPILE_ERROR" } } } } });
+    expect(broken.body.error.message).toMatch(/its module failed to load: broken\.ts:1:\d+/);
     const invalid = await api("POST", "/api/workflows/greet/runs", { params: { name: 5 } });
     expect(invalid.body.error.message).toMatch(/params\.name must be string/);
     expect(invalid.body.error.details.problems[0]).toMatchObject({ path: "/name" });
