@@ -35,12 +35,11 @@ function errorOf(code: ErrorCode, message: string, extra: Partial<ErrorData> = {
  * Runs one invocation of a claimed run in a fresh sandbox and records the outcome. Resumes are
  * invocations too: run() starts from the top and finished steps return their stored results.
  */
-export async function executeRun(claimed: RunRecord, signals: RunSignals, deps: ExecuteDeps): Promise<void> {
+export async function executeRun(run: RunRecord, signals: RunSignals, deps: ExecuteDeps): Promise<void> {
   const { storage, now } = deps;
   // Another process may have registered a newer version: the database is the source of truth.
-  const cached = deps.registry.get(claimed.workflow);
-  const workflow = cached && cached.version === claimed.workflowVersion ? cached : ((await deps.registry.refresh(claimed.workflow)) ?? cached);
-  const run = claimed;
+  const cached = deps.registry.get(run.workflow);
+  const workflow = cached && cached.version === run.workflowVersion ? cached : ((await deps.registry.refresh(run.workflow)) ?? cached);
   const host = new RunHost(run, await storage.logs.maxSeq(run.id), {
     storage,
     events: deps.events,
