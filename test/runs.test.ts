@@ -162,6 +162,21 @@ describe("runs", () => {
     expect(capped.at(-1)).toMatchObject({ level: "warn", msg: "log limit of 50 lines reached: further lines of this run are dropped" });
   });
 
+  it("runs at most BIFROST_CONCURRENCY runs at once and works through the rest of the queue", async () => {
+    const { engine } = await started({
+      config: { concurrency: 2 },
+      workflows: { "hold.ts": workflowSource("hold", `await new Promise(() => {});`, `\n  timeout: "300ms",`) },
+    });
+    let running = 0;
+    let peak = 0;
+    engine.events.on("run:started", () => (peak = Math.max(peak, ++running)));
+    engine.events.on("run:finished", () => running--);
+    const ids = await Promise.all([1, 2, 3, 4, 5].map(async () => (await engine.triggerRun("hold")).run.id));
+    const finished = await Promise.all(ids.map((id) => engine.waitForRun(id, 30_000)));
+    expect(finished.map((r) => r.status)).toEqual(["timed_out", "timed_out", "timed_out", "timed_out", "timed_out"]);
+    expect(peak).toBe(2);
+  });
+
   it("truncates oversized log messages and data", async () => {
     const { engine } = await started({
       workflows: { "loud.ts": workflowSource("loud", `ctx.log.info("m".repeat(100000), { blob: "d".repeat(200000) }); ctx.log.info("small", { blob: "d".repeat(1000) });`) },
