@@ -11,8 +11,8 @@ if (!script) {
   process.exit(2);
 }
 const tsx = import.meta.resolve("tsx");
-const child = spawn(process.execPath, ["--no-node-snapshot", "--import", tsx, resolve(script), ...args], { stdio: "inherit" });
-// Ctrl-C reaches the child from the terminal itself; forward only signals sent to this process.
-process.on("SIGINT", () => {});
-for (const signal of ["SIGTERM", "SIGHUP"]) process.on(signal, () => child.kill(signal));
+const child = spawn(process.execPath, ["--no-node-snapshot", "--import", tsx, resolve(script), ...args], { stdio: "inherit", detached: true });
+// The child has its own process group, so a terminal's Ctrl-C reaches only this process and every
+// signal is delivered to the child exactly once, by us.
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => child.kill(signal));
 child.on("exit", (code, signal) => process.exit(code ?? 128 + (signal ? constants.signals[signal] : 1)));

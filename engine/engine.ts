@@ -174,6 +174,14 @@ export class Engine {
     }
   }
 
+  /**
+   * Cancels a run that this process is executing: its sandbox stops at once and the run ends as
+   * `cancelled`. Returns false when the run is not executing here.
+   */
+  cancelLocalRun(id: string): boolean {
+    return this.runner.cancel(id);
+  }
+
   async getRun(id: string): Promise<{ run: RunRecord; steps: StepRecord[] }> {
     const run = await this.storage.runs.get(id);
     if (!run) throw new BifrostError("RUN_NOT_FOUND", `No run with id "${id}"`, { details: { id } });

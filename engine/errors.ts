@@ -24,6 +24,7 @@ export const ERROR_CODES = {
   SANDBOX_CRASHED: { status: 500, hint: "The sandbox failed unexpectedly; retry the run and report it if it repeats." },
   RESULT_NOT_SERIALIZABLE: { status: 500, hint: "Return only JSON values (objects, arrays, strings, numbers, booleans, null) from run() and steps." },
   RESULT_TOO_LARGE: { status: 500, hint: "Return a smaller result: store large data elsewhere and return a reference." },
+  RUN_CANCELLED: { status: 500, hint: "Someone cancelled the run; trigger it again if the work is still needed." },
   RUN_ABORTED: { status: 500, hint: "The run was stopped by the engine (cancel or shutdown); it resumes or can be retried." },
   STEP_INVALID: { status: 500, hint: "Give every step a non-empty unique name and a function." },
   // engine

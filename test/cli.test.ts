@@ -111,6 +111,20 @@ describe("bifrost CLI", () => {
     expect(res.stderr).toMatch(/RUN_TIMED_OUT/);
   });
 
+  it("cancels the run on Ctrl-C (SIGINT) instead of leaving it to be resumed", async () => {
+    const workflowsDir = tempDir("bifrost-wf-");
+    writeFiles(workflowsDir, { "waits.ts": workflowSource("waits", `ctx.log.info("tick"); await new Promise(() => {});`) });
+    const res = await bifrost(["run", "waits"], { ...env, BIFROST_WORKFLOWS_DIR: workflowsDir }, (chunk, child) => {
+      if (chunk.includes("tick")) child.kill("SIGINT");
+    });
+    expect(res.code).toBe(130);
+    expect(res.stderr).toMatch(/cancelled in/);
+    expect(res.stderr).toMatch(/RUN_CANCELLED: the run was cancelled/);
+    const id = /run (\S+) of waits started/.exec(res.stderr)?.[1];
+    const shown = JSON.parse((await bifrost(["runs", "show", id!, "--json"], env)).stdout);
+    expect(shown).toMatchObject({ status: "cancelled", error: { code: "RUN_CANCELLED" } });
+  });
+
   it("starts the engine: HTTP trigger, logs, and a clean SIGTERM shutdown", async () => {
     const child = spawn(process.execPath, [BIN, "start"], { env: { ...process.env, ...env, BIFROST_PORT: "0", LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";

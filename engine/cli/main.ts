@@ -171,6 +171,10 @@ async function run(name: string, args: Args): Promise<number> {
     });
     const { run, done } = await engine.triggerRun(name, { params, org: args.values.org ?? null, trigger: "cli" }, { adopt: true });
     runId = run.id;
+    // Ctrl-C cancels the run (it would otherwise be resumed later by any engine on this database).
+    process.on("SIGINT", () => {
+      if (!engine.cancelLocalRun(run.id)) process.exit(130);
+    });
     for (const line of early.filter((l) => l.runId === run.id)) print(line);
     // Retries of a failed attempt run here too, unless a server process picks them up first.
     const finished = await engine.runHere(run.id, done ?? Promise.resolve());
@@ -181,7 +185,7 @@ async function run(name: string, args: Args): Promise<number> {
       if (finished.error) err(errorText(finished.error));
       if (finished.result !== null) out(JSON.stringify(finished.result, null, 2));
     }
-    return finished.status === "succeeded" ? 0 : 1;
+    return finished.status === "succeeded" ? 0 : finished.status === "cancelled" ? 130 : 1;
   } finally {
     await engine.stop(0);
   }

@@ -7,7 +7,7 @@ import type { RegisteredWorkflow, WorkflowRegistry } from "../registry/registry.
 import { formatDuration } from "../duration.js";
 import { retryDelayMs } from "./backoff.js";
 import { checkResultSize, RunHost, type RunHostLimits } from "./run-host.js";
-import type { RunSignals } from "./runner.js";
+import { CANCELLED, type RunSignals } from "./runner.js";
 
 export interface ExecuteDeps {
   storage: Storage;
@@ -103,6 +103,11 @@ async function invoke(run: RunRecord, workflow: RegisteredWorkflow, host: RunHos
   if (signals.stop.aborted && outcome.kind === "threw" && outcome.error.code === "RUN_ABORTED") {
     host.append("info", "stopped at the engine's request; the run resumes from its last committed step");
     return { kind: "requeue", reason: "resume", runAt: deps.now(), attempt: run.attempt, error: null };
+  }
+  if (outcome.kind === "aborted" && signals.kill.reason === CANCELLED) {
+    const error = errorOf("RUN_CANCELLED", "the run was cancelled");
+    host.append("warn", "run cancelled");
+    return finish("cancelled", error, deps.now());
   }
   return decide(outcome, { run, workflow, host, deadline, runDeadline }, deps);
 }

@@ -23,6 +23,9 @@ export interface RunSignals {
 
 export type Execute = (run: RunRecord, signals: RunSignals) => Promise<void>;
 
+/** The `kill` reason that means "the user cancelled this run" rather than "this engine stops". */
+export const CANCELLED = "cancelled";
+
 interface Active {
   stop: AbortController;
   kill: AbortController;
@@ -151,6 +154,14 @@ export class Runner {
     }
     clearInterval(this.heartbeatTimer);
     this.state = "stopped";
+  }
+
+  /** Cancels a run executing in this process; false if it is not running here. */
+  cancel(id: string): boolean {
+    const active = this.active.get(id);
+    if (!active) return false;
+    active.kill.abort(CANCELLED);
+    return true;
   }
 
   /** Stops everything at once and writes nothing, as if the process died (leases expire on their own). */
