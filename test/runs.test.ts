@@ -177,6 +177,17 @@ describe("runs", () => {
     expect(peak).toBe(2);
   });
 
+  it("writes console output to the run log", async () => {
+    const { engine } = await started({ workflows: { "noisy.ts": workflowSource("noisy", `console.log("count", 3, { a: 1 }); console.error("bad"); await ctx.step("s", () => console.warn("inside"));`) } });
+    const run = await runToEnd(engine, "noisy");
+    const lines = await engine.storage.logs.list(run.id, { limit: 10 });
+    expect(lines.map((l) => [l.level, l.msg, l.step])).toEqual([
+      ["info", 'count 3 {"a":1}', undefined],
+      ["error", "bad", undefined],
+      ["warn", "inside", "s"],
+    ]);
+  });
+
   it("truncates oversized log messages and data", async () => {
     const { engine } = await started({
       workflows: { "loud.ts": workflowSource("loud", `ctx.log.info("m".repeat(100000), { blob: "d".repeat(200000) }); ctx.log.info("small", { blob: "d".repeat(1000) });`) },

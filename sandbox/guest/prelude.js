@@ -163,14 +163,11 @@
     });
   }
 
-  const consoleLog = makeLog();
-  globalThis.console = Object.freeze({
-    log: (...a) => consoleLog.info(a.map((x) => (typeof x === "string" ? x : safeString(x))).join(" ")),
-    info: (...a) => consoleLog.info(a.map((x) => (typeof x === "string" ? x : safeString(x))).join(" ")),
-    debug: (...a) => consoleLog.debug(a.map((x) => (typeof x === "string" ? x : safeString(x))).join(" ")),
-    warn: (...a) => consoleLog.warn(a.map((x) => (typeof x === "string" ? x : safeString(x))).join(" ")),
-    error: (...a) => consoleLog.error(a.map((x) => (typeof x === "string" ? x : safeString(x))).join(" ")),
-  });
+  const text = (args) => args.map((x) => (typeof x === "string" ? x : safeString(x))).join(" ");
+  const CONSOLE_LEVELS = { log: "info", info: "info", debug: "debug", warn: "warn", error: "error" };
+  const sandboxConsole = {};
+  for (const [method, level] of Object.entries(CONSOLE_LEVELS)) sandboxConsole[method] = (...args) => log(level, text(args));
+  globalThis.console = Object.freeze(sandboxConsole);
 
   function load() {
     if (def !== undefined) return def;
