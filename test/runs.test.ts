@@ -105,10 +105,15 @@ describe("durable steps", () => {
     const steps = await engine.storage.steps.listForRun(run.id);
     expect(steps.map((s) => s.name).sort()).toEqual(["sum#0", "sum#1", "sum#2", "sum#3", "sum#4", "sum#5"]);
     expect(steps.every((s) => s.status === "succeeded")).toBe(true);
-    // Every chunk that committed ran exactly once; only chunks cut off by a timeout ran again.
+    // A chunk whose first attempt committed ran exactly once. A chunk cut off by a timeout ran again;
+    // its first attempt may have been stopped before or after its log line left the sandbox.
     const logs = await messages(engine, run.id);
-    const cut = steps.filter((s) => s.attempts > 1).length;
-    expect(logs.filter((m) => m.startsWith("chunk ")).length).toBe(6 + cut);
+    for (const step of steps) {
+      const ran = logs.filter((m) => m === `chunk ${step.name.split("#")[1]}`).length;
+      if (step.attempts === 1) expect(ran, step.name).toBe(1);
+      else expect(ran, step.name).toBeGreaterThanOrEqual(1);
+      expect(ran, step.name).toBeLessThanOrEqual(step.attempts);
+    }
     expect(logs.some((m) => m.includes("resuming from the last committed step"))).toBe(true);
   });
 
