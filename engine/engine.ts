@@ -3,7 +3,7 @@ import { IsolatePool } from "../sandbox/index.js";
 import { openStorage } from "../storage/index.js";
 import { FINISHED_STATUSES, type LogQuery, type LogRecord, type RunFilter, type RunRecord, type RunTrigger, type StepRecord, type Storage } from "../storage/types.js";
 import type { EngineConfig } from "./config.js";
-import { BifrostError } from "./errors.js";
+import { BifrostError, ERROR_CODES } from "./errors.js";
 import { EngineEvents } from "./events.js";
 import { uuidv7 } from "./ids.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -163,11 +163,12 @@ export class Engine {
   async runHere(id: string, firstInvocation: Promise<void>): Promise<RunRecord> {
     await firstInvocation;
     for (;;) {
-      const run = await this.storage.runs.get(id);
-      if (!run) throw new BifrostError("RUN_NOT_FOUND", `No run with id "${id}"`);
+      const run = await this.requireRun(id);
       if (FINISHED_STATUSES.includes(run.status)) return run;
       if (run.status === "running") return this.waitForRun(id, MAX_TIMER_MS);
-      await new Promise((resolve) => setTimeout(resolve, Math.max(0, run.runAt - this.now())));
+      // Sleep until the retry is due, unless the run ends first (cancelled meanwhile).
+      const waited = await this.waitForRun(id, Math.min(MAX_TIMER_MS, Math.max(0, run.runAt - this.now())));
+      if (FINISHED_STATUSES.includes(waited.status)) return waited;
       const now = this.now();
       const claimed = await this.storage.runs.claim(id, this.config.owner, now, now + this.config.leaseMs);
       if (claimed) await this.runner.adopt(claimed);
@@ -175,16 +176,27 @@ export class Engine {
   }
 
   /**
-   * Cancels a run that this process is executing: its sandbox stops at once and the run ends as
-   * `cancelled`. Returns false when the run is not executing here.
+   * Cancels a run executing in this process (its sandbox stops at once) or one waiting in the
+   * queue. Returns false when neither applies: the run finished, or another process executes it.
    */
-  cancelLocalRun(id: string): boolean {
+  async cancelRun(id: string): Promise<boolean> {
+    // The queue first: a run that was just requeued may still be winding down in the runner.
+    const cancelled = await this.storage.runs.cancelQueued(id, { code: "RUN_CANCELLED", message: "the run was cancelled", fix: ERROR_CODES.RUN_CANCELLED.hint }, this.now());
+    if (cancelled) {
+      this.events.emit("run:finished", { run: cancelled });
+      return true;
+    }
     return this.runner.cancel(id);
   }
 
-  async getRun(id: string): Promise<{ run: RunRecord; steps: StepRecord[] }> {
+  private async requireRun(id: string): Promise<RunRecord> {
     const run = await this.storage.runs.get(id);
     if (!run) throw new BifrostError("RUN_NOT_FOUND", `No run with id "${id}"`, { details: { id } });
+    return run;
+  }
+
+  async getRun(id: string): Promise<{ run: RunRecord; steps: StepRecord[] }> {
+    const run = await this.requireRun(id);
     return { run, steps: await this.storage.steps.listForRun(id) };
   }
 
@@ -193,7 +205,7 @@ export class Engine {
   }
 
   async listLogs(id: string, query: LogQuery): Promise<LogRecord[]> {
-    await this.getRun(id);
+    await this.requireRun(id);
     return this.storage.logs.list(id, query);
   }
 

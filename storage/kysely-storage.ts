@@ -285,6 +285,17 @@ function runRepository(db: Kysely<Database>, dialect: "sqlite" | "postgres"): Ru
       return Number(res.numUpdatedRows) > 0;
     },
 
+    async cancelQueued(id, error, now) {
+      const row = await db
+        .updateTable("runs")
+        .set({ status: "cancelled", error: json(error), finished_at: now })
+        .where("id", "=", id)
+        .where("status", "=", "queued")
+        .returningAll()
+        .executeTakeFirst();
+      return row && toRun(row);
+    },
+
     async releaseLeases(owner, ids) {
       if (ids.length === 0) return;
       await db

@@ -129,6 +129,8 @@ export interface RunRepository {
   finish(id: string, owner: string, outcome: RunOutcome): Promise<RunRecord | undefined>;
   /** Puts a claimed run back in the queue (retry or resume), keeping its steps. */
   requeue(id: string, owner: string, patch: { runAt: number; attempt: number; error: ErrorData | null }): Promise<boolean>;
+  /** Cancels a run that no engine is executing (status queued); undefined if it was not queued. */
+  cancelQueued(id: string, error: ErrorData, now: number): Promise<RunRecord | undefined>;
   /** Releases leases of unfinished runs this owner holds so another engine can take them now. */
   releaseLeases(owner: string, ids: readonly string[]): Promise<void>;
 }

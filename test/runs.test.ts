@@ -182,6 +182,25 @@ describe("runs", () => {
     expect(peak).toBe(2);
   });
 
+  it("cancels a running run and a run waiting for its retry", async () => {
+    const { engine } = await started({
+      workflows: {
+        "stuck.ts": workflowSource("stuck", `ctx.log.info("in"); await new Promise(() => {});`),
+        "later.ts": workflowSource("later", `throw new Error("first try fails");`, `\n  retry: { attempts: 2, delay: "1h" },`),
+      },
+    });
+    const stuck = (await engine.triggerRun("stuck")).run;
+    await engine.events.next("run:log", (e) => e.runId === stuck.id);
+    expect(await engine.cancelRun(stuck.id)).toBe(true);
+    expect(await engine.waitForRun(stuck.id, 30_000)).toMatchObject({ status: "cancelled", error: { code: "RUN_CANCELLED" } });
+
+    const later = (await engine.triggerRun("later")).run;
+    await engine.events.next("run:requeued", (e) => e.runId === later.id);
+    expect(await engine.cancelRun(later.id)).toBe(true);
+    expect(await engine.waitForRun(later.id, 30_000)).toMatchObject({ status: "cancelled", attempt: 2 });
+    expect(await engine.cancelRun(later.id)).toBe(false);
+  });
+
   it("writes console output to the run log", async () => {
     const { engine } = await started({ workflows: { "noisy.ts": workflowSource("noisy", `console.log("count", 3, { a: 1 }); console.error("bad"); await ctx.step("s", () => console.warn("inside"));`) } });
     const run = await runToEnd(engine, "noisy");

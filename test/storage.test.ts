@@ -76,6 +76,15 @@ for (const dialect of selected) {
       expect(await s.runs.get(run.id)).toMatchObject({ status: "queued", leaseOwner: null });
     }));
 
+    it("cancels only queued runs", withStorage(async (s) => {
+      const queued = (await s.runs.create(newRun())).run;
+      const running = (await s.runs.create(newRun({ claim: { owner: "A", leaseUntil: 9_000 } }))).run;
+      const error = { code: "RUN_CANCELLED", message: "the run was cancelled" };
+      expect(await s.runs.cancelQueued(queued.id, error, 50)).toMatchObject({ status: "cancelled", finishedAt: 50, error });
+      expect(await s.runs.cancelQueued(running.id, error, 50)).toBeUndefined();
+      expect(await s.runs.claimNext("B", 60, 100)).toBeUndefined();
+    }));
+
     it("adopts a run at creation for its creator", withStorage(async (s) => {
       const { run } = await s.runs.create(newRun({ claim: { owner: "cli", leaseUntil: 9_000 } }));
       expect(run).toMatchObject({ status: "running", leaseOwner: "cli", leaseUntil: 9_000, startedAt: 1_000 });

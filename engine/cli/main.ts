@@ -173,7 +173,10 @@ async function run(name: string, args: Args): Promise<number> {
     runId = run.id;
     // Ctrl-C cancels the run (it would otherwise be resumed later by any engine on this database).
     process.on("SIGINT", () => {
-      if (!engine.cancelLocalRun(run.id)) process.exit(130);
+      engine.cancelRun(run.id).then(
+        (cancelled) => cancelled || process.exit(130),
+        () => process.exit(130),
+      );
     });
     for (const line of early.filter((l) => l.runId === run.id)) print(line);
     // Retries of a failed attempt run here too, unless a server process picks them up first.
