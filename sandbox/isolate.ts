@@ -46,16 +46,16 @@ export interface InvokeOptions {
 
 const WATCHDOG_MS = 25;
 
-/**
- * One workflow module loaded into its own isolate: create → invoke → dispose.
- * Every invoke gets hard limits: wall-clock deadline, CPU time, memory.
- */
 interface Bridge {
   handler: HostHandler | undefined;
   /** Host calls not yet answered: a context with none left cannot run again by itself. */
   inFlight: number;
 }
 
+/**
+ * One workflow module loaded into its own context: create → invoke → dispose.
+ * Every invoke gets hard limits: wall-clock deadline, CPU time, memory.
+ */
 export class WorkflowSandbox {
   private disposeReason: "deadline" | "cpu" | "aborted" | undefined;
   private abortReason = "";
@@ -96,16 +96,16 @@ export class WorkflowSandbox {
           bridge.inFlight -= 1;
         }
       });
-      const compilePrelude = () => isolate.compileScript(PRELUDE, { filename: "bifrost-prelude.js" });
-      const prelude = pool ? await pool.script(isolate, "prelude", compilePrelude) : await compilePrelude();
+      const script = (key: string | undefined, compile: () => Promise<ivm.Script>) => (pool && key ? pool.script(isolate, key, compile) : compile());
+      const prelude = await script("prelude", () => isolate.compileScript(PRELUDE, { filename: "bifrost-prelude.js" }));
       const preludeRef = (await prelude.run(context, { reference: true, timeout: 1000 })) as ivm.Reference<(host: unknown) => unknown>;
       const invokeRef = (await preludeRef.apply(undefined, [hostRef], { result: { reference: true }, timeout: 1000 })) as ivm.Reference<
         (kind: string, input: string) => Promise<string>
       >;
       preludeRef.release();
-      const compileBundle = () =>
-        isolate.compileScript(`globalThis.__bifrost_factory = function (module, exports) {\n${module.code}\n};`, { filename: BUNDLE_FILENAME, lineOffset: -1 });
-      const bundle = pool && module.version ? await pool.script(isolate, `module:${module.version}`, compileBundle) : await compileBundle();
+      const bundle = await script(module.version && `module:${module.version}`, () =>
+        isolate.compileScript(`globalThis.__bifrost_factory = function (module, exports) {\n${module.code}\n};`, { filename: BUNDLE_FILENAME, lineOffset: -1 }),
+      );
       await bundle.run(context, { timeout: 1000 });
       return new WorkflowSandbox(isolate, context, invokeRef, module.sourceMap, limits, bridge, pool);
     } catch (err) {

@@ -99,22 +99,12 @@ async function invoke(run: RunRecord, workflow: RegisteredWorkflow, host: RunHos
     signals.stop.removeEventListener("abort", onStop);
     sandbox?.dispose();
   }
-  // A run that stopped because the engine asked it to is not a failure: it resumes elsewhere.
-  if (signals.stop.aborted && outcome.kind === "threw" && outcome.error.code === "RUN_ABORTED") {
-    host.append("info", "stopped at the engine's request; the run resumes from its last committed step");
-    return { kind: "requeue", reason: "resume", runAt: deps.now(), attempt: run.attempt, error: null };
-  }
-  if (outcome.kind === "aborted" && signals.kill.reason === CANCELLED) {
-    const error = errorOf("RUN_CANCELLED", "the run was cancelled");
-    host.append("warn", "run cancelled");
-    return finish("cancelled", error, deps.now());
-  }
-  return decide(outcome, { run, workflow, host, deadline, runDeadline }, deps);
+  return decide(outcome, { run, workflow, host, signals, deadline, runDeadline }, deps);
 }
 
 function decide(
   outcome: InvocationOutcome,
-  c: { run: RunRecord; workflow: RegisteredWorkflow; host: RunHost; deadline: number; runDeadline: number },
+  c: { run: RunRecord; workflow: RegisteredWorkflow; host: RunHost; signals: RunSignals; deadline: number; runDeadline: number },
   deps: ExecuteDeps,
 ): Decision {
   const { run, workflow, host } = c;
@@ -131,6 +121,11 @@ function decide(
     }
     case "threw": {
       const { error: e } = outcome;
+      // A run that stopped because the engine asked it to is not a failure: it resumes elsewhere.
+      if (c.signals.stop.aborted && e.code === "RUN_ABORTED") {
+        host.append("info", "stopped at the engine's request; the run resumes from its last committed step");
+        return { kind: "requeue", reason: "resume", runAt: at, attempt: run.attempt, error: null };
+      }
       const code = e.code && e.code in ERROR_CODES ? e.code : "WORKFLOW_ERROR";
       const error: ErrorData = { code, message: e.message || e.name, fix: ERROR_CODES[code as ErrorCode].hint };
       if (e.stack) error.stack = e.stack;
@@ -157,6 +152,10 @@ function decide(
       return finish("timed_out", error, at);
     }
     case "aborted":
+      if (c.signals.kill.reason === CANCELLED) {
+        host.append("warn", "run cancelled");
+        return finish("cancelled", errorOf("RUN_CANCELLED", "the run was cancelled"), at);
+      }
       return { kind: "abandon" };
     case "crashed": {
       const error = errorOf("SANDBOX_CRASHED", `the sandbox failed: ${outcome.message}`);
