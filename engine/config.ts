@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { resolve } from "node:path";
-import { BifrostError } from "./errors.js";
+import { BifrostError } from "../common/errors.js";
 
 /** Engine configuration, as read from the environment (DESIGN §10). Every field has a default. */
 export interface EngineConfig {

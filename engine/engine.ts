@@ -3,7 +3,7 @@ import { IsolatePool } from "../sandbox/index.js";
 import { openStorage } from "../storage/index.js";
 import { FINISHED_STATUSES, type LogQuery, type LogRecord, type RunFilter, type RunRecord, type RunTrigger, type StepRecord, type Storage } from "../storage/types.js";
 import type { EngineConfig } from "./config.js";
-import { BifrostError, ERROR_CODES } from "./errors.js";
+import { BifrostError, ERROR_CODES } from "../common/errors.js";
 import { EngineEvents } from "./events.js";
 import { uuidv7 } from "./ids.js";
 import { createLogger, type Logger } from "./logger.js";

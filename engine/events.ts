@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import type { ErrorData } from "./errors.js";
+import type { ErrorData } from "../common/errors.js";
 import type { LogRecord, RunRecord } from "../storage/types.js";
 
 /** Everything observable the engine does. Tests wait on these instead of sleeping. */

@@ -1,7 +1,7 @@
 export type * from "./types.js";
 export { FINISHED_STATUSES, LOG_LEVELS } from "./types.js";
 export { openSqliteStorage } from "./sqlite.js";
-import { BifrostError } from "../engine/errors.js";
+import { BifrostError } from "../common/errors.js";
 import { openSqliteStorage } from "./sqlite.js";
 import type { Storage } from "./types.js";
 

@@ -1,5 +1,5 @@
 import { Migrator, sql, type ExpressionBuilder, type Kysely, type Selectable } from "kysely";
-import type { ErrorData } from "../engine/errors.js";
+import type { ErrorData } from "../common/errors.js";
 import { CodeMigrationProvider } from "./migrations.js";
 import type { Database, LogsTable, RunsTable, StepsTable, WorkflowsTable } from "./schema.js";
 import {

@@ -1,4 +1,4 @@
-import type { ErrorData } from "../engine/errors.js";
+import type { ErrorData } from "../common/errors.js";
 
 /** Records as the engine sees them: times are epoch milliseconds, JSON columns already parsed. */
 

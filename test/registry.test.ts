@@ -2,7 +2,7 @@ import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Engine } from "../engine/engine.js";
-import { BifrostError } from "../engine/errors.js";
+import { BifrostError } from "../common/errors.js";
 import { openTestEngine, workflowSource, writeFiles } from "./helpers.js";
 
 const engines: Engine[] = [];

@@ -1,4 +1,4 @@
-import { BifrostError } from "../errors.js";
+import { BifrostError } from "../../common/errors.js";
 import { UUID_PATTERN } from "../ids.js";
 
 /** Opaque pagination cursors: the last id of a page (runs are ordered by time-sortable id). */

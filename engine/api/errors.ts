@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance } from "fastify";
-import { BifrostError, ERROR_CODES, type ErrorCode } from "../errors.js";
+import { BifrostError, ERROR_CODES, type ErrorCode } from "../../common/errors.js";
 
 /** Fastify's own error codes, translated into ours so clients see one vocabulary. */
 const FASTIFY_CODES: Record<string, ErrorCode> = {

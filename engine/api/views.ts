@@ -1,5 +1,5 @@
 import type { LogRecord, RunRecord, StepRecord } from "../../storage/types.js";
-import type { ErrorData } from "../errors.js";
+import type { ErrorData } from "../../common/errors.js";
 import type { RegisteredWorkflow, RegistrationProblem } from "../registry/registry.js";
 import { nextFireTime } from "../schedule/cron.js";
 

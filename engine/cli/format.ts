@@ -1,5 +1,5 @@
 import type { LogRecord, RunRecord, StepRecord } from "../../storage/types.js";
-import type { ErrorData } from "../errors.js";
+import type { ErrorData } from "../../common/errors.js";
 import { formatDuration } from "../duration.js";
 
 const useColor = process.stdout.isTTY && !process.env.NO_COLOR;

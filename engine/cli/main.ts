@@ -4,7 +4,7 @@ import { FINISHED_STATUSES, type RunStatus, type Storage } from "../../storage/t
 import { logView, problemView, runView, workflowView } from "../api/views.js";
 import { loadConfig, type EngineConfig } from "../config.js";
 import { Engine } from "../engine.js";
-import { BifrostError, isBifrostError } from "../errors.js";
+import { BifrostError, isBifrostError } from "../../common/errors.js";
 import { createLogger } from "../logger.js";
 import { startServer } from "../server.js";
 import { dim, errorText, logLine, runDetails, runDuration, statusText, table, yellow } from "./format.js";

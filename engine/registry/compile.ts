@@ -3,7 +3,7 @@ import { builtinModules } from "node:module";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build, type BuildFailure, type Message, type Plugin } from "esbuild";
-import { BifrostError } from "../errors.js";
+import { BifrostError } from "../../common/errors.js";
 
 const BIFROST_MODULE = fileURLToPath(new URL("../../sandbox/guest/bifrost-module.js", import.meta.url));
 const NODE_BUILTINS = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));

@@ -2,7 +2,7 @@ import { readFileSync, readdirSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { WorkflowSandbox, firstUserFrame, type SandboxLimits } from "../../sandbox/index.js";
 import type { Storage, WorkflowRecord } from "../../storage/types.js";
-import { BifrostError, type ErrorData } from "../errors.js";
+import { BifrostError, type ErrorData } from "../../common/errors.js";
 import type { EngineEvents } from "../events.js";
 import type { Logger } from "../logger.js";
 import { compileModule, type CompiledModule, type ModuleSource } from "./compile.js";

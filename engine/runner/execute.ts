@@ -1,6 +1,6 @@
 import { WorkflowSandbox, type InvocationOutcome, type IsolatePool, type SandboxLimits } from "../../sandbox/index.js";
 import type { RunOutcome, RunRecord, Storage } from "../../storage/types.js";
-import { BifrostError, ERROR_CODES, type ErrorCode, type ErrorData } from "../errors.js";
+import { BifrostError, ERROR_CODES, type ErrorCode, type ErrorData } from "../../common/errors.js";
 import type { EngineEvents } from "../events.js";
 import type { Logger } from "../logger.js";
 import type { RegisteredWorkflow, WorkflowRegistry } from "../registry/registry.js";

@@ -1,7 +1,7 @@
 import { mapStack } from "../../sandbox/index.js";
 import type { HostHandler } from "../../sandbox/index.js";
 import { LOG_LEVELS, type LogLevel, type LogRecord, type RunRecord, type Storage } from "../../storage/types.js";
-import { BifrostError, type ErrorData } from "../errors.js";
+import { BifrostError, type ErrorData } from "../../common/errors.js";
 import type { EngineEvents } from "../events.js";
 import type { Logger } from "../logger.js";
 

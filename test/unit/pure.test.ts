@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { decodeCursor, encodeCursor, parseTime } from "../../engine/api/cursor.js";
 import { formatDuration, parseDuration } from "../../engine/duration.js";
-import { ERROR_CODES } from "../../engine/errors.js";
+import { ERROR_CODES } from "../../common/errors.js";
 import { uuidv7, UUID_PATTERN } from "../../engine/ids.js";
 import { validateDefinition } from "../../engine/registry/definition.js";
 import { retryDelayMs } from "../../engine/runner/backoff.js";

@@ -1,6 +1,7 @@
 /**
  * The one registry of stable error codes. Every error the engine reports (HTTP, CLI, run records)
- * carries one of these codes; docs/errors.md documents them for users.
+ * carries one of these codes; the README's error-code table documents them for users. It lives below
+ * engine, sandbox and storage so that every layer can name a code without importing the engine.
  */
 export const ERROR_CODES = {
   // request / input
@@ -27,7 +28,9 @@ export const ERROR_CODES = {
   RUN_CANCELLED: { status: 500, hint: "Someone cancelled the run; trigger it again if the work is still needed." },
   RUN_ABORTED: { status: 500, hint: "The run was stopped by the engine (cancel or shutdown); it resumes or can be retried." },
   STEP_INVALID: { status: 500, hint: "Give every step a non-empty unique name and a function." },
+  STEP_INTERRUPTED: { status: 500, hint: "The invocation ended before this step finished; it runs again when the run resumes, so make step bodies idempotent." },
   // engine
+  LEASE_LOST: { status: 503, hint: "This engine could not renew the run's lease in time; the run resumes from its last committed step on whichever engine claims it next." },
   STORAGE_UNAVAILABLE: { status: 503, hint: "Check that the data directory is writable or the database is reachable." },
   ENGINE_STOPPING: { status: 503, hint: "The engine is shutting down; retry against another instance or after restart." },
   CONFIG_INVALID: { status: 500, hint: "Fix the environment variable named in the message (see the README's configuration table)." },
