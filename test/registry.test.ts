@@ -1,5 +1,5 @@
-import { rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Engine } from "../engine/engine.js";
 import { BifrostError } from "../common/errors.js";
@@ -157,5 +157,81 @@ export default workflow({
     expect((await registered).version).toBe(engine.registry.get("watched")?.version);
     const { run } = await engine.triggerRun("watched");
     expect((await engine.waitForRun(run.id, 10_000)).result).toBe(2);
+  });
+
+  it("with watch on, takes saves that replace the file, and a module restored to its last good text clears its problem", async () => {
+    const { engine, workflowsDir } = await open({ "flip.ts": workflowSource("flip", "return 'v1';") });
+    const file = join(workflowsDir, "flip.ts");
+    const v1 = engine.registry.get("flip")!.version;
+    // Editors and `git checkout` save by writing another file and renaming it over the module.
+    const replace = (text: string) => {
+      writeFileSync(`${file}.tmp~`, text);
+      renameSync(`${file}.tmp~`, file);
+    };
+    const edits: [string, (text: string) => void][] = [
+      ["replaced", replace],
+      ["written in place", (text) => writeFileSync(file, text)],
+      ["replaced again", replace],
+    ];
+    engine.start({ watch: true });
+    for (const [how, save] of edits) {
+      const rejected = engine.events.next("workflow:rejected", (e) => e.file === file);
+      save(workflowSource("flip", "return 'v2' +;"));
+      await rejected;
+      expect({ how, code: engine.registry.problemFor(engine.registry.get("flip")!)?.error.code }).toEqual({ how, code: "WORKFLOW_COMPILE_ERROR" });
+
+      const accepted = engine.events.next("workflow:registered", (e) => e.name === "flip");
+      save(workflowSource("flip", "return 'v1';"));
+      expect((await accepted).version).toBe(v1);
+      expect({ how, problem: engine.registry.problemFor(engine.registry.get("flip")!) }).toEqual({ how, problem: undefined });
+      expect(engine.registry.problems()).toEqual([]);
+    }
+  });
+
+  it("names the real file of a compile error inside a helper or a bundled npm package", async () => {
+    const { engine, workflowsDir } = await open({
+      "node_modules/bad-dep/package.json": JSON.stringify({ name: "bad-dep", version: "1.0.0", main: "lib/index.js" }),
+      "node_modules/bad-dep/lib/index.js": "module.exports = function ( { ;\n",
+      "lib/helper.ts": "export const x = ;\n",
+      "uses_dep.ts": `import dep from "bad-dep";\nimport { workflow } from "bifrost";\nexport default workflow({ name: "uses_dep", run() { return dep(); } });\n`,
+      "uses_helper.ts": `import { x } from "./lib/helper";\nimport { workflow } from "bifrost";\nexport default workflow({ name: "uses_helper", run() { return x; } });\n`,
+    });
+    const cases: [string, string][] = [
+      ["uses_dep.ts", join(workflowsDir, "node_modules/bad-dep/lib/index.js")],
+      ["uses_helper.ts", join(workflowsDir, "lib/helper.ts")],
+    ];
+    for (const [module, real] of cases) {
+      const error = problemFor(engine, module)?.error;
+      const details = error?.details as { file: string; line: number };
+      expect(error?.code).toBe("WORKFLOW_COMPILE_ERROR");
+      // Shown relative to the current directory when inside it, else absolute: either way it exists.
+      expect({ module, file: resolve(details.file), line: details.line }).toEqual({ module, file: real, line: 1 });
+      expect(existsSync(details.file)).toBe(true);
+      expect(error?.message.startsWith(`${details.file}:1:`)).toBe(true);
+    }
+  });
+
+  it("gives a name to the module that asks for it once the file holding it is deleted or renames it", async () => {
+    const { engine, workflowsDir } = await open({ "b.ts": workflowSource("same", "return 'b';") });
+    // a.ts sorts first but arrives second: the name is b.ts's.
+    writeFiles(workflowsDir, { "a.ts": workflowSource("same", "return 'a';") });
+    await engine.registry.loadDirectory();
+    expect(problemFor(engine, "a.ts")?.error.code).toBe("WORKFLOW_NAME_CONFLICT");
+
+    // b.ts takes another name in the same reload in which a.ts is tried first.
+    writeFileSync(join(workflowsDir, "b.ts"), workflowSource("other", "return 'b';"));
+    await engine.registry.loadDirectory();
+    expect(engine.registry.get("same")?.file).toBe(join(workflowsDir, "a.ts"));
+    expect(engine.registry.get("other")?.file).toBe(join(workflowsDir, "b.ts"));
+    expect(engine.registry.problems()).toEqual([]);
+
+    // c.ts wants "other" while b.ts holds it; deleting b.ts hands the name over in one reload.
+    writeFiles(workflowsDir, { "c.ts": workflowSource("other", "return 'c';") });
+    await engine.registry.loadDirectory();
+    expect(problemFor(engine, "c.ts")?.error.code).toBe("WORKFLOW_NAME_CONFLICT");
+    rmSync(join(workflowsDir, "b.ts"));
+    await engine.registry.loadDirectory();
+    expect(engine.registry.get("other")?.file).toBe(join(workflowsDir, "c.ts"));
+    expect(engine.registry.problems()).toEqual([]);
   });
 });

@@ -48,10 +48,19 @@ function displayPath(file: string): string {
   return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : file;
 }
 
-function compileError(failure: BuildFailure, fallbackFile: string): BifrostError {
+/**
+ * The user's path for a file esbuild names: esbuild's paths are relative to its working directory
+ * (the module's folder), not to this process's, and a module sent as text keeps its own name.
+ */
+function sourcePath(input: ModuleSource, baseDir: string, file: string): string {
+  if (input.kind === "api" && file === `${input.name}.ts`) return file;
+  return displayPath(resolve(baseDir, file));
+}
+
+function compileError(failure: BuildFailure, input: ModuleSource, baseDir: string, fallbackFile: string): BifrostError {
   const first: Message | undefined = failure.errors[0];
   const loc = first?.location;
-  const file = loc ? displayPath(resolve(loc.file)) : fallbackFile;
+  const file = loc ? sourcePath(input, baseDir, loc.file) : fallbackFile;
   const where = loc ? `${file}:${loc.line}:${loc.column + 1}` : file;
   const reason = first?.text ?? failure.message;
   return new BifrostError("WORKFLOW_COMPILE_ERROR", `${where}: ${reason}`, {
@@ -61,7 +70,7 @@ function compileError(failure: BuildFailure, fallbackFile: string): BifrostError
       column: loc ? loc.column + 1 : undefined,
       reason,
       lineText: loc?.lineText,
-      errors: failure.errors.slice(1, 5).map((e) => ({ text: e.text, line: e.location?.line })),
+      errors: failure.errors.slice(1, 5).map((e) => ({ text: e.text, file: e.location ? sourcePath(input, baseDir, e.location.file) : undefined, line: e.location?.line })),
     },
   });
 }
@@ -96,12 +105,12 @@ export async function compileModule(input: ModuleSource): Promise<CompiledModule
     const map = result.outputFiles.find((f) => f.path.endsWith(".map"));
     if (!js || !map) throw new Error("esbuild produced no output");
     const parsedMap = JSON.parse(map.text) as { sources: string[] };
-    parsedMap.sources = parsedMap.sources.map((s) => (input.kind === "api" && s === `${input.name}.ts` ? s : displayPath(resolve(baseDir, s))));
+    parsedMap.sources = parsedMap.sources.map((s) => sourcePath(input, baseDir, s));
     const code = js.text.replace(/\n\/\/# sourceMappingURL=.*\n?$/, "\n");
     return { code, sourceMap: JSON.stringify(parsedMap), version: createHash("sha256").update(code).digest("hex").slice(0, 16) };
   } catch (err) {
     if (err && typeof err === "object" && "errors" in err && Array.isArray((err as BuildFailure).errors)) {
-      throw compileError(err as BuildFailure, fallbackFile);
+      throw compileError(err as BuildFailure, input, baseDir, fallbackFile);
     }
     throw err;
   }

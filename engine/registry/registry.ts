@@ -64,7 +64,17 @@ export class WorkflowRegistry {
 
   /** Problem recorded for a workflow's file (or name), shown beside its last good version. */
   problemFor(workflow: RegisteredWorkflow): RegistrationProblem | undefined {
-    return this.problemsByKey.get(workflow.file ?? `api:${workflow.definition.name}`);
+    return this.problemsByKey.get(keyOf(workflow));
+  }
+
+  /**
+   * Problems of modules with no good version to fall back on: what `problems` lists in
+   * GET /api/workflows and `bifrost workflows list`. A module that still serves its last good
+   * version shows its problem as that workflow's `lastError` instead.
+   */
+  unloaded(): RegistrationProblem[] {
+    const serving = new Set([...this.byName.values()].map(keyOf));
+    return [...this.problemsByKey.entries()].filter(([key]) => !serving.has(key)).map(([, problem]) => problem);
   }
 
   /** Loads what earlier processes registered. */
@@ -103,15 +113,8 @@ export class WorkflowRegistry {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
       this.deps.logger.warn({ dir }, "workflows directory does not exist; no file workflows loaded");
     }
-    const registered: RegisteredWorkflow[] = [];
-    const problems: RegistrationProblem[] = [];
-    for (const file of files) {
-      try {
-        registered.push(await this.registerFile(file));
-      } catch (err) {
-        problems.push(this.problemsByKey.get(file) ?? this.recordProblem(file, undefined, err));
-      }
-    }
+    // Deleted files go first, so that a module taking over a name (a renamed file) is not refused
+    // in favour of a file that no longer exists.
     const present = new Set(files);
     for (const [key] of this.problemsByKey) {
       if (!key.startsWith("api:") && !present.has(key)) this.problemsByKey.delete(key);
@@ -119,7 +122,24 @@ export class WorkflowRegistry {
     for (const wf of [...this.byName.values()]) {
       if (wf.sourceKind === "file" && wf.file && !present.has(wf.file)) await this.unregister(wf.definition.name);
     }
-    return { registered, problems };
+    const registered = new Map<string, RegisteredWorkflow>();
+    const tryFile = async (file: string) => {
+      try {
+        registered.set(file, await this.registerFile(file));
+      } catch {
+        // registerFile recorded the problem.
+      }
+    };
+    const namesBefore = [...this.byName.keys()];
+    for (const file of files) await tryFile(file);
+    // A name refused because another file held it may have been freed by a file loaded after it.
+    if (namesBefore.some((name) => !this.byName.has(name))) {
+      for (const file of files) {
+        if (this.problemsByKey.get(file)?.error.code === "WORKFLOW_NAME_CONFLICT") await tryFile(file);
+      }
+    }
+    const problems = files.flatMap((f) => this.problemsByKey.get(f) ?? []);
+    return { registered: [...registered.values()], problems };
   }
 
   async registerFile(file: string): Promise<RegisteredWorkflow> {
@@ -127,9 +147,9 @@ export class WorkflowRegistry {
     try {
       const workflow = await this.prepare({ kind: "file", file: path }, path);
       const previous = [...this.byName.values()].find((w) => w.file === path && w.definition.name !== workflow.definition.name);
-      const stored = await this.commit(workflow);
+      const { stored, changed } = await this.commit(workflow);
       if (previous) await this.unregister(previous.definition.name);
-      this.problemsByKey.delete(path);
+      this.clearProblem(path, stored, changed);
       return stored;
     } catch (err) {
       this.recordProblem(path, undefined, err);
@@ -146,8 +166,8 @@ export class WorkflowRegistry {
           details: { file: `${name}.ts`, reason: "name mismatch" },
         });
       }
-      const stored = await this.commit(workflow);
-      this.problemsByKey.delete(`api:${name}`);
+      const { stored, changed } = await this.commit(workflow);
+      this.clearProblem(`api:${name}`, stored, changed);
       return stored;
     } catch (err) {
       this.recordProblem(`api:${name}`, name, err);
@@ -218,15 +238,26 @@ export class WorkflowRegistry {
     }
   }
 
-  private async commit(workflow: RegisteredWorkflow): Promise<RegisteredWorkflow> {
+  private async commit(workflow: RegisteredWorkflow): Promise<{ stored: RegisteredWorkflow; changed: boolean }> {
     const name = workflow.definition.name;
     const current = this.byName.get(name);
-    if (current && current.version === workflow.version && current.sourceKind === workflow.sourceKind) return current;
+    if (current && current.version === workflow.version && current.sourceKind === workflow.sourceKind) return { stored: current, changed: false };
     await this.deps.storage.workflows.upsert(toRecord(workflow));
     this.byName.set(name, workflow);
     this.deps.events.emit("workflow:registered", { name, version: workflow.version, sourceKind: workflow.sourceKind, file: workflow.file });
     this.deps.logger.info({ workflow: name, version: workflow.version, file: workflow.file }, "workflow registered");
-    return workflow;
+    return { stored: workflow, changed: true };
+  }
+
+  /**
+   * A module was accepted: its problem goes. When the accepted text is the last good one (an edit
+   * undone), nothing new was registered, so say here that the module is fine again.
+   */
+  private clearProblem(key: string, workflow: RegisteredWorkflow, changed: boolean): void {
+    if (!this.problemsByKey.delete(key) || changed) return;
+    const { name } = workflow.definition;
+    this.deps.events.emit("workflow:registered", { name, version: workflow.version, sourceKind: workflow.sourceKind, file: workflow.file });
+    this.deps.logger.info({ workflow: name, version: workflow.version, file: workflow.file }, "workflow accepted again; its earlier problem is cleared");
   }
 
   private recordProblem(key: string, name: string | undefined, err: unknown): RegistrationProblem {
@@ -243,6 +274,10 @@ export class WorkflowRegistry {
     );
     return problem;
   }
+}
+
+function keyOf(workflow: RegisteredWorkflow): string {
+  return workflow.file ?? `api:${workflow.definition.name}`;
 }
 
 function toRecord(w: RegisteredWorkflow): WorkflowRecord {
