@@ -27,6 +27,8 @@ export interface EngineDeps {
   /** Injected clock (tests move it forward to expire leases). */
   now?: () => number;
   hostLimits?: Partial<RunHostLimits>;
+  /** How long a statement waits for another process's database lock (tests shorten it). @default 5000 */
+  storageBusyMs?: number;
 }
 
 /** setTimeout's upper bound; longer delays fire at once. */
@@ -78,13 +80,14 @@ export class Engine {
       leaseMs: config.leaseMs,
       pollMs: config.pollMs,
       now,
+      events: this.events,
     });
   }
 
   /** Opens storage (migrating it) and loads stored and file workflows. Does not start running. */
   static async open(config: EngineConfig, deps: EngineDeps = {}): Promise<Engine> {
     const logger = deps.logger ?? createLogger({ level: config.logLevel });
-    const storage = await openStorage({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
+    const storage = await openStorage({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, ...(deps.storageBusyMs === undefined ? {} : { busyBudgetMs: deps.storageBusyMs }) });
     const engine = new Engine(config, storage, logger, deps.now ?? Date.now, { ...DEFAULT_RUN_HOST_LIMITS, ...deps.hostLimits });
     try {
       await engine.registry.loadStored();

@@ -12,7 +12,11 @@ export interface EngineEventMap {
   "run:log": { runId: string; line: LogRecord };
   "step:finished": { runId: string; name: string; status: "succeeded" | "failed" };
   "run:requeued": { runId: string; reason: "retry" | "resume" | "released"; runAt: number };
+  /** This engine stopped an invocation because it could no longer be sure it holds the run. */
+  "run:interrupted": { runId: string; reason: "lease_lost"; at: number; leaseUntil: number };
   "run:finished": { run: RunRecord };
+  /** One invocation is over: its decision and whether storage recorded it (false for abandon). */
+  "invocation:ended": { runId: string; decision: "finish" | "requeue" | "abandon"; recorded: boolean };
 }
 
 export type EngineEventName = keyof EngineEventMap;

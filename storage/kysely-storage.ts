@@ -1,9 +1,10 @@
 import { Migrator, sql, type ExpressionBuilder, type Kysely, type Selectable } from "kysely";
-import type { ErrorData } from "../common/errors.js";
+import { BifrostError, ERROR_CODES, type ErrorData } from "../common/errors.js";
 import { CodeMigrationProvider } from "./migrations.js";
 import type { Database, LogsTable, RunsTable, StepsTable, WorkflowsTable } from "./schema.js";
 import {
   LOG_LEVELS,
+  type Lease,
   type LogRecord,
   type LogRepository,
   type NewRun,
@@ -42,6 +43,7 @@ function toRun(row: Selectable<RunsTable>): RunRecord {
     scheduledFor: row.scheduled_for,
     leaseOwner: row.lease_owner,
     leaseUntil: row.lease_until,
+    leaseToken: row.lease_token,
   };
 }
 
@@ -84,6 +86,17 @@ function toWorkflow(row: Selectable<WorkflowsTable>): WorkflowRecord {
  * Storage over any Kysely dialect. Dialect differences are confined to `dialect` checks
  * (row locking for claims); everything else is portable SQL.
  */
+export interface KyselyStorageOptions {
+  /** Where the data lives, for messages (a file path, or a URL without its password). */
+  location: string;
+  /** Checks that a write could start now (SQLite: nobody else holds the write lock). */
+  probe?: (budgetMs: number) => Promise<void>;
+  onClose?: () => Promise<void>;
+}
+
+/** How long /health waits for the write lock before calling the database unavailable. */
+const PROBE_BUDGET_MS = 500;
+
 export class KyselyStorage implements Storage {
   readonly workflows: WorkflowRepository;
   readonly runs: RunRepository;
@@ -93,7 +106,7 @@ export class KyselyStorage implements Storage {
   constructor(
     readonly db: Kysely<Database>,
     readonly dialect: "sqlite" | "postgres",
-    private readonly onClose: () => Promise<void> = async () => {},
+    private readonly options: KyselyStorageOptions,
   ) {
     this.workflows = workflowRepository(db);
     this.runs = runRepository(db, dialect);
@@ -103,21 +116,29 @@ export class KyselyStorage implements Storage {
 
   async migrate(): Promise<void> {
     const migrator = new Migrator({ db: this.db, provider: new CodeMigrationProvider(this.dialect) });
-    const { error } = await migrator.migrateToLatest();
-    if (error) throw error;
+    const { error, results } = await migrator.migrateToLatest();
+    if (!error) return;
+    if (error instanceof BifrostError) throw error;
+    const failed = results?.find((r) => r.status === "Error")?.migrationName ?? "unknown";
+    throw new BifrostError("STORAGE_UNAVAILABLE", `the database ${this.options.location} could not be brought up to date: migration ${failed} failed: ${(error as Error).message}`, {
+      cause: error,
+      fix: "The database looks damaged or was changed by hand (e.g. a lost or corrupt -wal file): restore it from a backup, or move it away to start with a new one.",
+    });
   }
 
   async ping(): Promise<void> {
-    await sql`select 1`.execute(this.db);
+    // The probe goes around this engine's own queue of writes: a ping must not wait behind them.
+    if (this.options.probe) await this.options.probe(PROBE_BUDGET_MS);
+    else await sql`select 1`.execute(this.db);
   }
 
   async close(): Promise<void> {
     await this.db.destroy();
-    await this.onClose();
+    await this.options.onClose?.();
   }
 }
 
-function workflowRepository(db: Kysely<Database>): WorkflowRepository {
+function workflowRepository(db: Db): WorkflowRepository {
   return {
     async upsert(r) {
       const row = {
@@ -159,12 +180,43 @@ const claimedBy = (owner: string, now: number, leaseUntil: number) => ({
   status: "running",
   lease_owner: owner,
   lease_until: leaseUntil,
+  lease_token: sql<number>`lease_token + 1`,
   started_at: sql<number>`coalesce(started_at, ${now})`,
 });
 
-function runRepository(db: Kysely<Database>, dialect: "sqlite" | "postgres"): RunRepository {
-  const owned = (id: string, owner: string) =>
-    db.updateTable("runs").where("id", "=", id).where("lease_owner", "=", owner).where("status", "=", "running");
+type Db = Kysely<Database>;
+
+const leaseLost = (lease: Lease) =>
+  new BifrostError("LEASE_LOST", `run ${lease.runId} is no longer held by this invocation (it was claimed again or finished); the write was refused`);
+
+/** Rows of the run still under this lease: the guard of every fenced write. */
+const underLease = (db: Db, lease: Lease) =>
+  db.selectFrom("runs").select("id").where("id", "=", lease.runId).where("lease_owner", "=", lease.owner).where("lease_token", "=", lease.token).where("status", "=", "running");
+
+/** Runs `write` in a transaction that first checks the lease, so a stale owner writes nothing. */
+async function fenced<T>(db: Db, lease: Lease, write: (trx: Db) => Promise<T>): Promise<T> {
+  return db.transaction().execute(async (trx) => {
+    if (!(await underLease(trx, lease).executeTakeFirst())) throw leaseLost(lease);
+    return write(trx);
+  });
+}
+
+/** Steps an ended invocation left `running` never stay so once the run has moved on. */
+async function interruptSteps(db: Db, runId: string, now: number, why: string): Promise<void> {
+  const error: ErrorData = { code: "STEP_INTERRUPTED", message: `the invocation ended (${why}) before this step finished`, fix: ERROR_CODES.STEP_INTERRUPTED.hint };
+  await db.updateTable("steps").set({ status: "failed", error: JSON.stringify(error), finished_at: now }).where("run_id", "=", runId).where("status", "=", "running").execute();
+}
+
+function runRepository(db: Db, dialect: "sqlite" | "postgres"): RunRepository {
+  const owned = (trx: Db, lease: Lease) =>
+    trx.updateTable("runs").where("id", "=", lease.runId).where("lease_owner", "=", lease.owner).where("lease_token", "=", lease.token).where("status", "=", "running");
+
+  /** After a claim: steps of the invocation that held the run before are over. */
+  const claimed = async (row: Selectable<RunsTable> | undefined, now: number) => {
+    if (!row) return undefined;
+    await interruptSteps(db, row.id, now, "the run was claimed again");
+    return toRun(row);
+  };
 
   return {
     async create(run: NewRun) {
@@ -183,6 +235,7 @@ function runRepository(db: Kysely<Database>, dialect: "sqlite" | "postgres"): Ru
         scheduled_for: run.scheduledFor,
         lease_owner: run.claim?.owner ?? null,
         lease_until: run.claim?.leaseUntil ?? null,
+        lease_token: run.claim ? 1 : 0,
         started_at: run.claim ? run.now : null,
       };
       const inserted = await db
@@ -218,7 +271,7 @@ function runRepository(db: Kysely<Database>, dialect: "sqlite" | "postgres"): Ru
       return (await q.orderBy("id", "desc").limit(f.limit).execute()).map(toRun);
     },
 
-    async claimNext(owner, now, leaseUntil) {
+    async claimNext(owner, now, leaseUntil, exclude = []) {
       const row = await db
         .updateTable("runs")
         .set(claimedBy(owner, now, leaseUntil))
@@ -227,6 +280,7 @@ function runRepository(db: Kysely<Database>, dialect: "sqlite" | "postgres"): Ru
             .selectFrom("runs")
             .select("id")
             .where(claimable(now))
+            .$if(exclude.length > 0, (qb) => qb.where("id", "not in", [...exclude]))
             .orderBy("run_at")
             .orderBy("id")
             .limit(1)
@@ -236,7 +290,7 @@ function runRepository(db: Kysely<Database>, dialect: "sqlite" | "postgres"): Ru
         .where(claimable(now))
         .returningAll()
         .executeTakeFirst();
-      return row && toRun(row);
+      return claimed(row, now);
     },
 
     async claim(id, owner, now, leaseUntil) {
@@ -247,7 +301,7 @@ function runRepository(db: Kysely<Database>, dialect: "sqlite" | "postgres"): Ru
         .where(claimable(now))
         .returningAll()
         .executeTakeFirst();
-      return row && toRun(row);
+      return claimed(row, now);
     },
 
     async renewLeases(owner, ids, leaseUntil) {
@@ -263,79 +317,98 @@ function runRepository(db: Kysely<Database>, dialect: "sqlite" | "postgres"): Ru
       return rows.map((r) => r.id);
     },
 
-    async finish(id, owner, outcome) {
-      const row = await owned(id, owner)
-        .set({
-          status: outcome.status,
-          result: json(outcome.result ?? null),
-          error: json(outcome.error ?? null),
-          finished_at: outcome.finishedAt,
-          lease_owner: null,
-          lease_until: null,
-        })
-        .returningAll()
-        .executeTakeFirst();
-      return row && toRun(row);
+    async finish(lease, outcome) {
+      return db.transaction().execute(async (trx) => {
+        const row = await owned(trx, lease)
+          .set({
+            status: outcome.status,
+            result: json(outcome.result ?? null),
+            error: json(outcome.error ?? null),
+            finished_at: outcome.finishedAt,
+            lease_owner: null,
+            lease_until: null,
+          })
+          .returningAll()
+          .executeTakeFirst();
+        if (row) await interruptSteps(trx, lease.runId, outcome.finishedAt, `the run ${outcome.status}`);
+        return row && toRun(row);
+      });
     },
 
-    async requeue(id, owner, patch) {
-      const res = await owned(id, owner)
-        .set({ status: "queued", run_at: patch.runAt, attempt: patch.attempt, error: json(patch.error), lease_owner: null, lease_until: null })
-        .executeTakeFirst();
-      return Number(res.numUpdatedRows) > 0;
+    async requeue(lease, patch) {
+      return db.transaction().execute(async (trx) => {
+        const res = await owned(trx, lease)
+          .set({ status: "queued", run_at: patch.runAt, attempt: patch.attempt, error: json(patch.error), lease_owner: null, lease_until: null })
+          .executeTakeFirst();
+        const done = Number(res.numUpdatedRows) > 0;
+        if (done) await interruptSteps(trx, lease.runId, patch.runAt, "the run was handed back to the queue");
+        return done;
+      });
     },
 
     async cancelQueued(id, error, now) {
-      const row = await db
-        .updateTable("runs")
-        .set({ status: "cancelled", error: json(error), finished_at: now })
-        .where("id", "=", id)
-        .where("status", "=", "queued")
-        .returningAll()
-        .executeTakeFirst();
-      return row && toRun(row);
+      return db.transaction().execute(async (trx) => {
+        const row = await trx
+          .updateTable("runs")
+          .set({ status: "cancelled", error: json(error), finished_at: now })
+          .where("id", "=", id)
+          .where("status", "=", "queued")
+          .returningAll()
+          .executeTakeFirst();
+        if (row) await interruptSteps(trx, id, now, "the run was cancelled");
+        return row && toRun(row);
+      });
     },
 
     async releaseLeases(owner, ids) {
       if (ids.length === 0) return;
-      await db
-        .updateTable("runs")
-        .set({ status: "queued", lease_owner: null, lease_until: null })
-        .where("id", "in", [...ids])
-        .where("lease_owner", "=", owner)
-        .where("status", "=", "running")
-        .execute();
+      await db.transaction().execute(async (trx) => {
+        const rows = await trx
+          .updateTable("runs")
+          .set({ status: "queued", lease_owner: null, lease_until: null })
+          .where("id", "in", [...ids])
+          .where("lease_owner", "=", owner)
+          .where("status", "=", "running")
+          .returning("id")
+          .execute();
+        for (const { id } of rows) await interruptSteps(trx, id, Date.now(), "the engine stopped and released the run");
+      });
     },
   };
 }
 
-function stepRepository(db: Kysely<Database>): StepRepository {
+function stepRepository(db: Db): StepRepository {
   return {
-    async begin(runId, name, now) {
+    async begin(lease, name, now) {
+      const runId = lease.runId;
       const existing = await db.selectFrom("steps").selectAll().where("run_id", "=", runId).where("name", "=", name).executeTakeFirst();
       if (existing?.status === "succeeded") return toStep(existing);
-      if (!existing) {
-        const row = { run_id: runId, name, status: "running", attempts: 1, started_at: now, result: null, error: null, finished_at: null };
-        await db.insertInto("steps").values(row).execute();
+      return fenced(db, lease, async (trx) => {
+        if (!existing) {
+          const row = { run_id: runId, name, status: "running", attempts: 1, started_at: now, result: null, error: null, finished_at: null };
+          await trx.insertInto("steps").values(row).execute();
+          return toStep(row);
+        }
+        const row = await trx
+          .updateTable("steps")
+          .set((eb) => ({ status: "running", attempts: eb("attempts", "+", 1), started_at: now, finished_at: null, error: null }))
+          .where("run_id", "=", runId)
+          .where("name", "=", name)
+          .returningAll()
+          .executeTakeFirstOrThrow();
         return toStep(row);
-      }
-      const row = await db
-        .updateTable("steps")
-        .set((eb) => ({ status: "running", attempts: eb("attempts", "+", 1), started_at: now, finished_at: null, error: null }))
-        .where("run_id", "=", runId)
-        .where("name", "=", name)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      return toStep(row);
+      });
     },
 
-    async finish(runId, name, patch) {
-      await db
-        .updateTable("steps")
-        .set({ status: patch.status, result: json(patch.result ?? null), error: json(patch.error ?? null), finished_at: patch.finishedAt })
-        .where("run_id", "=", runId)
-        .where("name", "=", name)
-        .execute();
+    async finish(lease, name, patch) {
+      await fenced(db, lease, (trx) =>
+        trx
+          .updateTable("steps")
+          .set({ status: patch.status, result: json(patch.result ?? null), error: json(patch.error ?? null), finished_at: patch.finishedAt })
+          .where("run_id", "=", lease.runId)
+          .where("name", "=", name)
+          .execute(),
+      );
     },
 
     async listForRun(runId) {
@@ -345,10 +418,11 @@ function stepRepository(db: Kysely<Database>): StepRepository {
   };
 }
 
-function logRepository(db: Kysely<Database>): LogRepository {
+function logRepository(db: Db): LogRepository {
   return {
-    async append(lines) {
+    async append(lease, lines) {
       if (lines.length === 0) return;
+      if (lines.some((l) => l.runId !== lease.runId)) throw new Error("log lines of another run cannot be written under this lease");
       const rows = lines.map((l) => ({
         run_id: l.runId,
         seq: l.seq,
@@ -358,7 +432,7 @@ function logRepository(db: Kysely<Database>): LogRepository {
         data: l.data === undefined ? null : JSON.stringify(l.data),
         step: l.step ?? null,
       }));
-      await db.insertInto("logs").values(rows).execute();
+      await fenced(db, lease, (trx) => trx.insertInto("logs").values(rows).execute());
     },
 
     async list(runId, query) {

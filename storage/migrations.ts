@@ -83,6 +83,11 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    "0002_lease_token": {
+      async up(db: Kysely<unknown>) {
+        await db.schema.alterTable("runs").addColumn("lease_token", "integer", (c) => c.notNull().defaultTo(0)).execute();
+      },
+    },
   };
 }
 

@@ -1,3 +1,5 @@
+import type { Generated } from "kysely";
+
 /** Kysely table types. JSON columns are TEXT holding JSON; times are epoch milliseconds. */
 export interface WorkflowsTable {
   name: string;
@@ -31,6 +33,8 @@ export interface RunsTable {
   scheduled_for: number | null;
   lease_owner: string | null;
   lease_until: number | null;
+  /** Incremented by every claim: a fencing token, so writes of an owner that lost the run fail. */
+  lease_token: Generated<number>;
 }
 
 export interface StepsTable {

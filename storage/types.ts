@@ -29,6 +29,15 @@ export interface RunRecord {
   scheduledFor: number | null;
   leaseOwner: string | null;
   leaseUntil: number | null;
+  /** Fencing token of the current claim; every claim increments it. */
+  leaseToken: number;
+}
+
+/** One claim of a run: writes made under it fail with LEASE_LOST once the run was claimed again. */
+export interface Lease {
+  runId: string;
+  owner: string;
+  token: number;
 }
 
 export interface StepRecord {
@@ -118,32 +127,39 @@ export interface RunRepository {
   list(filter: RunFilter): Promise<RunRecord[]>;
   /**
    * Atomically claims the next due queued run, or a running run whose lease expired. The first
-   * claim sets `startedAt`.
+   * claim sets `startedAt`; every claim increments `leaseToken` and marks steps that an earlier
+   * invocation left `running` as failed (STEP_INTERRUPTED). `exclude` lists runs this process is
+   * still executing: it never claims those, whatever their lease says.
    */
-  claimNext(owner: string, now: number, leaseUntil: number): Promise<RunRecord | undefined>;
+  claimNext(owner: string, now: number, leaseUntil: number, exclude?: readonly string[]): Promise<RunRecord | undefined>;
   /** Claims one specific run if it is due (queued, or running with an expired lease). */
   claim(id: string, owner: string, now: number, leaseUntil: number): Promise<RunRecord | undefined>;
   /** Extends the leases this owner still holds; returns the ids it still owns. */
   renewLeases(owner: string, ids: readonly string[], leaseUntil: number): Promise<string[]>;
-  /** Writes a final outcome if the owner still holds the run; undefined when it lost the lease. */
-  finish(id: string, owner: string, outcome: RunOutcome): Promise<RunRecord | undefined>;
-  /** Puts a claimed run back in the queue (retry or resume), keeping its steps. */
-  requeue(id: string, owner: string, patch: { runAt: number; attempt: number; error: ErrorData | null }): Promise<boolean>;
+  /** Writes a final outcome if the lease still holds the run; undefined when it lost the lease. */
+  finish(lease: Lease, outcome: RunOutcome): Promise<RunRecord | undefined>;
+  /** Puts a claimed run back in the queue (retry or resume), keeping its finished steps. */
+  requeue(lease: Lease, patch: { runAt: number; attempt: number; error: ErrorData | null }): Promise<boolean>;
   /** Cancels a run that no engine is executing (status queued); undefined if it was not queued. */
   cancelQueued(id: string, error: ErrorData, now: number): Promise<RunRecord | undefined>;
   /** Releases leases of unfinished runs this owner holds so another engine can take them now. */
   releaseLeases(owner: string, ids: readonly string[]): Promise<void>;
 }
 
+/**
+ * Step and log writes are fenced: each takes the lease of the invocation that makes it and fails
+ * with LEASE_LOST when the run has been claimed again since, so an engine that lost a run can
+ * never write into the invocation that replaced it.
+ */
 export interface StepRepository {
   /** Finds the step, or records a new attempt of it (status running, attempts + 1). */
-  begin(runId: string, name: string, now: number): Promise<StepRecord>;
-  finish(runId: string, name: string, patch: { status: "succeeded" | "failed"; result?: unknown; error?: ErrorData | null; finishedAt: number }): Promise<void>;
+  begin(lease: Lease, name: string, now: number): Promise<StepRecord>;
+  finish(lease: Lease, name: string, patch: { status: "succeeded" | "failed"; result?: unknown; error?: ErrorData | null; finishedAt: number }): Promise<void>;
   listForRun(runId: string): Promise<StepRecord[]>;
 }
 
 export interface LogRepository {
-  append(lines: readonly LogRecord[]): Promise<void>;
+  append(lease: Lease, lines: readonly LogRecord[]): Promise<void>;
   list(runId: string, query: LogQuery): Promise<LogRecord[]>;
   maxSeq(runId: string): Promise<number>;
 }
@@ -156,6 +172,7 @@ export interface Storage {
   readonly steps: StepRepository;
   readonly logs: LogRepository;
   migrate(): Promise<void>;
+  /** Resolves when the database can be read and written now; throws STORAGE_UNAVAILABLE saying why not. */
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -57,18 +57,32 @@ export async function executeRun(run: RunRecord, signals: RunSignals, deps: Exec
     decision = await invoke(run, workflow, host, signals, deps);
   }
   await host.flush();
-  if (decision.kind === "abandon") return;
+  const recorded = await record(run, decision, deps);
+  deps.events.emit("invocation:ended", { runId: run.id, decision: decision.kind, recorded });
+}
 
-  if (decision.kind === "requeue") {
-    if (await storage.runs.requeue(run.id, deps.owner, decision)) {
-      deps.events.emit("run:requeued", { runId: run.id, reason: decision.reason, runAt: decision.runAt });
+/**
+ * Writes the decision under the invocation's lease. A database that is locked or gone is not the
+ * run's fault: nothing is written, the lease runs out and the run resumes from its last committed
+ * step wherever it is claimed next.
+ */
+async function record(run: RunRecord, decision: Decision, deps: ExecuteDeps): Promise<boolean> {
+  if (decision.kind === "abandon") return false;
+  const lease = { runId: run.id, owner: deps.owner, token: run.leaseToken };
+  try {
+    if (decision.kind === "requeue") {
+      const requeued = await deps.storage.runs.requeue(lease, decision);
+      if (requeued) deps.events.emit("run:requeued", { runId: run.id, reason: decision.reason, runAt: decision.runAt });
+      return requeued;
     }
-    return;
-  }
-  const finished = await storage.runs.finish(run.id, deps.owner, decision.outcome);
-  if (finished) deps.events.emit("run:finished", { run: finished });
-  else {
-    deps.logger.warn({ runId: run.id }, "run outcome not recorded: this engine no longer holds its lease");
+    const finished = await deps.storage.runs.finish(lease, decision.outcome);
+    if (finished) deps.events.emit("run:finished", { run: finished });
+    else deps.logger.warn({ runId: run.id }, "run outcome not recorded: this engine no longer holds its lease");
+    return finished !== undefined;
+  } catch (err) {
+    if (!(err instanceof BifrostError) || (err.code !== "STORAGE_UNAVAILABLE" && err.code !== "LEASE_LOST")) throw err;
+    deps.logger.warn({ runId: run.id, code: err.code, err: err.message }, "run outcome not recorded: the database is unavailable; the run resumes once its lease runs out");
+    return false;
   }
 }
 

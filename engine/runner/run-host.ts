@@ -1,6 +1,6 @@
 import { mapStack } from "../../sandbox/index.js";
 import type { HostHandler } from "../../sandbox/index.js";
-import { LOG_LEVELS, type LogLevel, type LogRecord, type RunRecord, type Storage } from "../../storage/types.js";
+import { LOG_LEVELS, type Lease, type LogLevel, type LogRecord, type RunRecord, type Storage } from "../../storage/types.js";
 import { BifrostError, type ErrorData } from "../../common/errors.js";
 import type { EngineEvents } from "../events.js";
 import type { Logger } from "../logger.js";
@@ -61,7 +61,11 @@ export class RunHost {
   ) {
     this.seq = startSeq;
     this.log = deps.logger.child({ runId: run.id, workflow: run.workflow });
+    this.lease = { runId: run.id, owner: run.leaseOwner ?? "", token: run.leaseToken };
   }
+
+  /** The claim this invocation runs under: storage refuses its writes once the run is claimed again. */
+  private readonly lease: Lease;
 
   readonly handler: HostHandler = async (op, args) => {
     if (!isRecord(args)) throw new BifrostError("VALIDATION_FAILED", `bad arguments for ${op}`);
@@ -110,7 +114,7 @@ export class RunHost {
     this.buffer = [];
     if (lines.length === 0) return;
     try {
-      await this.deps.storage.logs.append(lines);
+      await this.deps.storage.logs.append(this.lease, lines);
     } catch (err) {
       this.log.error({ err, lines: lines.length }, "could not store run log lines");
       return;
@@ -129,7 +133,7 @@ export class RunHost {
   }
 
   private async beginStep(name: string): Promise<{ done: boolean; result?: unknown }> {
-    const step = await this.deps.storage.steps.begin(this.run.id, name, this.deps.now());
+    const step = await this.deps.storage.steps.begin(this.lease, name, this.deps.now());
     if (step.status === "succeeded") return { done: true, result: step.result };
     return { done: false };
   }
@@ -138,7 +142,7 @@ export class RunHost {
     const finishedAt = this.deps.now();
     if (args.ok === true) {
       checkResultSize(args.result, this.deps.limits.maxResultBytes, `the result of step "${name}"`);
-      await this.deps.storage.steps.finish(this.run.id, name, { status: "succeeded", result: args.result ?? null, finishedAt });
+      await this.deps.storage.steps.finish(this.lease, name, { status: "succeeded", result: args.result ?? null, finishedAt });
       this.committedSteps += 1;
       this.deps.events.emit("step:finished", { runId: this.run.id, name, status: "succeeded" });
       return null;
@@ -151,7 +155,7 @@ export class RunHost {
     };
     if (typeof raw.stack === "string") error.stack = mapStack(raw.stack, this.deps.sourceMap);
     this.lastFailedStep = { name, message: error.message };
-    await this.deps.storage.steps.finish(this.run.id, name, { status: "failed", error, finishedAt });
+    await this.deps.storage.steps.finish(this.lease, name, { status: "failed", error, finishedAt });
     this.deps.events.emit("step:finished", { runId: this.run.id, name, status: "failed" });
     return null;
   }

@@ -1,4 +1,5 @@
 import type { RunRecord, Storage } from "../../storage/types.js";
+import type { EngineEvents } from "../events.js";
 import type { Logger } from "../logger.js";
 
 export interface RunnerOptions {
@@ -8,6 +9,7 @@ export interface RunnerOptions {
   /** How often to look for runs queued by other processes (in-process triggers nudge at once). */
   pollMs: number;
   now: () => number;
+  events?: EngineEvents;
 }
 
 type State = "idle" | "running" | "stopping" | "stopped";
@@ -25,11 +27,16 @@ export type Execute = (run: RunRecord, signals: RunSignals) => Promise<void>;
 
 /** The `kill` reason that means "the user cancelled this run" rather than "this engine stops". */
 export const CANCELLED = "cancelled";
+/** The `kill` reason when this engine could not renew the run's lease in time. */
+export const LEASE_LOST = "lease lost";
 
 interface Active {
   stop: AbortController;
   kill: AbortController;
   done: Promise<void>;
+  /** Until when the database is known to hold the run for us. */
+  leaseUntil: number;
+  guard: NodeJS.Timeout | undefined;
 }
 
 /**
@@ -44,6 +51,7 @@ export class Runner {
   private claiming = false;
   private claimAgain = false;
   private claimQueue = true;
+  private renewing = false;
 
   constructor(
     private readonly storage: Storage,
@@ -91,7 +99,8 @@ export class Runner {
         this.claimAgain = false;
         while (this.state === "running" && this.active.size < this.options.concurrency) {
           const now = this.options.now();
-          const run = await this.storage.runs.claimNext(this.options.owner, now, now + this.options.leaseMs);
+          // Never our own runs still executing: their lease may look expired while a renewal waits.
+          const run = await this.storage.runs.claimNext(this.options.owner, now, now + this.options.leaseMs, [...this.active.keys()]);
           if (!run) break;
           void this.launch(run);
         }
@@ -106,28 +115,69 @@ export class Runner {
   private launch(run: RunRecord): Promise<void> {
     const stop = new AbortController();
     const kill = new AbortController();
-    const done = this.execute(run, { stop: stop.signal, kill: kill.signal })
+    const active: Active = { stop, kill, done: Promise.resolve(), leaseUntil: run.leaseUntil ?? this.options.now() + this.options.leaseMs, guard: undefined };
+    this.active.set(run.id, active);
+    this.guardLease(run.id, active);
+    active.done = this.execute(run, { stop: stop.signal, kill: kill.signal })
       .catch((err: unknown) => this.logger.error({ err, runId: run.id }, "run execution failed inside the engine"))
       .finally(() => {
+        clearTimeout(active.guard);
+        // Only now may this process claim the run again: the invocation has written its last.
         this.active.delete(run.id);
         this.nudge();
       });
-    this.active.set(run.id, { stop, kill, done });
-    return done;
+    return active.done;
+  }
+
+  /**
+   * An invocation must stop before its lease ends, or another engine could start the same run
+   * while it still executes. The guard fires a margin before the lease runs out unless a renewal
+   * moved it; storage fencing then refuses whatever the stopped invocation still tries to write.
+   */
+  private guardLease(id: string, active: Active): void {
+    clearTimeout(active.guard);
+    const margin = Math.max(20, Math.floor(this.options.leaseMs / 10));
+    const wait = Math.max(0, active.leaseUntil - margin - this.options.now());
+    active.guard = setTimeout(() => this.loseLease(id, active, "the lease could not be renewed in time"), wait);
+  }
+
+  private loseLease(id: string, active: Active, why: string): void {
+    if (active.kill.signal.aborted) return;
+    this.logger.warn({ runId: id, leaseUntil: active.leaseUntil }, `stopping the run's invocation: ${why}; it resumes from its last committed step`);
+    this.options.events?.emit("run:interrupted", { runId: id, reason: "lease_lost", at: this.options.now(), leaseUntil: active.leaseUntil });
+    active.kill.abort(LEASE_LOST);
   }
 
   private async heartbeat(): Promise<void> {
+    // One renewal at a time: one that waits on a locked database must not pile up behind itself.
+    if (this.renewing) return;
     const ids = [...this.active.keys()];
     if (ids.length === 0) return;
+    this.renewing = true;
     try {
-      const kept = new Set(await this.storage.runs.renewLeases(this.options.owner, ids, this.options.now() + this.options.leaseMs));
+      const leaseUntil = this.options.now() + this.options.leaseMs;
+      const kept = new Set(await this.storage.runs.renewLeases(this.options.owner, ids, leaseUntil));
       for (const id of ids) {
-        // A run that just finished is no longer "running" either; only abort ones still executing.
-        if (!kept.has(id)) this.active.get(id)?.kill.abort("lease lost");
+        const active = this.active.get(id);
+        if (!active) continue;
+        if (kept.has(id)) {
+          active.leaseUntil = leaseUntil;
+          this.guardLease(id, active);
+        } else if (await this.takenOver(id)) {
+          this.loseLease(id, active, "the run is no longer held by this engine");
+        }
       }
     } catch (err) {
-      this.logger.error({ err }, "renewing run leases failed");
+      this.logger.error({ err }, "renewing run leases failed; invocations stop before their leases end unless a renewal succeeds");
+    } finally {
+      this.renewing = false;
     }
+  }
+
+  /** A renewal that kept nothing: the run either just finished here, or another engine holds it. */
+  private async takenOver(id: string): Promise<boolean> {
+    const run = await this.storage.runs.get(id);
+    return run?.status === "running" && run.leaseOwner !== this.options.owner;
   }
 
   /**
