@@ -2,9 +2,12 @@
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/y;
 
+/** Longer texts are not durations; the cap keeps a guest string from reaching the regex. */
+export const DURATION_MAX_LENGTH = 32;
+
 export function parseDuration(input: unknown): number | undefined {
   if (typeof input === "number") return Number.isFinite(input) && input > 0 ? Math.round(input) : undefined;
-  if (typeof input !== "string") return undefined;
+  if (typeof input !== "string" || input.length > DURATION_MAX_LENGTH) return undefined;
   const text = input.trim().toLowerCase();
   if (text === "") return undefined;
   let total = 0;

@@ -1,6 +1,8 @@
 import { Ajv } from "ajv";
-import { parseDuration } from "../duration.js";
-import { cronError } from "../schedule/cron.js";
+import { capString, DEFAULT_JSON_DEPTH, stringifyBounded } from "../../common/json-bounds.js";
+import { DURATION_MAX_LENGTH, parseDuration } from "../duration.js";
+import { linearRegExp, UnsupportedPatternError } from "../linear-regexp.js";
+import { CRON_MAX_LENGTH, cronError, TIMEZONE_MAX_LENGTH } from "../schedule/cron.js";
 
 /** A workflow's metadata after validation, with durations in milliseconds and defaults filled in. */
 export interface WorkflowDefinition {
@@ -34,9 +36,37 @@ const KEYS = ["name", "description", "params", "schedule", "timeout", "chunkTime
 const SCHEDULE_KEYS = ["cron", "timezone", "overlap", "catchUp", "catchUpWindow"];
 const RETRY_KEYS = ["attempts", "backoff", "delay", "maxDelay"];
 const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
 
-// Only used to check that `params` is a well-formed JSON Schema; run-time validation lives in params.ts.
-const schemaChecker = new Ajv({ strict: false, validateFormats: false });
+/**
+ * Bounds on a definition. It is read from guest code, so every string is hostile until measured:
+ * each is checked for length before any regex or parser sees it, and the whole definition is
+ * measured (depth, then size) before ajv compiles its schema.
+ */
+export const DEFINITION_LIMITS = {
+  /** The definition as JSON (the params schema is nearly all of it). */
+  maxLength: 256 * 1024,
+  maxDepth: DEFAULT_JSON_DEPTH,
+  description: 1000,
+  /** A duration string such as "1h30m". */
+  duration: DURATION_MAX_LENGTH,
+  /** Timers are Node timers: past 2^31 ms (24.8 days) they fire at once. */
+  maxTimeoutMs: 7 * DAY,
+  maxRetryDelayMs: 7 * DAY,
+  maxCatchUpWindowMs: 366 * DAY,
+} as const;
+
+// Only used to check that `params` is a well-formed JSON Schema with patterns the run-time engine
+// accepts; run-time validation lives in params.ts and uses the same regex engine.
+const schemaChecker = new Ajv({ strict: false, validateFormats: false, code: { regExp: linearRegExp } });
+
+/** A guest value quoted in a problem message: never more than a line. */
+function quote(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(capString(value, 80));
+  if (value === undefined) return "undefined";
+  const text = stringifyBounded(value, { maxDepth: 4, maxLength: 80 });
+  return text.ok ? text.text : typeof value;
+}
 
 type Result = { ok: true; definition: WorkflowDefinition } | { ok: false; problems: string[] };
 
@@ -45,16 +75,27 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 function unknownKeys(obj: Record<string, unknown>, allowed: string[], where: string, problems: string[]): void {
-  for (const key of Object.keys(obj)) {
-    if (!allowed.includes(key)) problems.push(`${where}: unknown field "${key}" (allowed: ${allowed.join(", ")})`);
-  }
+  const unknown = Object.keys(obj).filter((key) => !allowed.includes(key));
+  for (const key of unknown.slice(0, 5)) problems.push(`${where}: unknown field ${quote(key)} (allowed: ${allowed.join(", ")})`);
+  if (unknown.length > 5) problems.push(`${where}: ${unknown.length - 5} more unknown fields`);
 }
 
-function duration(value: unknown, field: string, fallback: number, problems: string[]): number {
+function duration(value: unknown, field: string, fallback: number, max: number, problems: string[]): number {
   if (value === undefined) return fallback;
+  if (typeof value === "string" && value.length > DEFINITION_LIMITS.duration) {
+    problems.push(`${field}: ${quote(value)} is ${value.length} characters long; a duration has at most ${DEFINITION_LIMITS.duration}`);
+    return fallback;
+  }
   const ms = parseDuration(value);
-  if (ms === undefined) problems.push(`${field}: "${String(value)}" is not a duration (use e.g. "30s", "5m", "1h" or milliseconds)`);
-  return ms ?? fallback;
+  if (ms === undefined) {
+    problems.push(`${field}: ${quote(value)} is not a duration (use e.g. "30s", "5m", "1h" or milliseconds)`);
+    return fallback;
+  }
+  if (ms > max) {
+    problems.push(`${field}: ${quote(value)} is longer than the limit of ${max / DAY} days`);
+    return fallback;
+  }
+  return ms;
 }
 
 function oneOf<T extends string>(value: unknown, allowed: readonly T[], field: string, fallback: T, problems: string[]): T {
@@ -76,9 +117,17 @@ function schedule(raw: unknown, problems: string[]): ScheduleDefinition | null {
     problems.push("schedule.cron: must be a cron expression string");
     return null;
   }
+  if (raw.cron.length > CRON_MAX_LENGTH) {
+    problems.push(`schedule.cron: ${quote(raw.cron)} is ${raw.cron.length} characters long; a cron expression has at most ${CRON_MAX_LENGTH}`);
+    return null;
+  }
   const timezone = raw.timezone === undefined ? "UTC" : raw.timezone;
   if (typeof timezone !== "string") {
     problems.push("schedule.timezone: must be an IANA time zone name");
+    return null;
+  }
+  if (timezone.length > TIMEZONE_MAX_LENGTH) {
+    problems.push(`schedule.timezone: ${quote(timezone)} is ${timezone.length} characters long; an IANA time zone name has at most ${TIMEZONE_MAX_LENGTH}`);
     return null;
   }
   const bad = cronError(raw.cron, timezone);
@@ -88,7 +137,7 @@ function schedule(raw: unknown, problems: string[]): ScheduleDefinition | null {
     timezone,
     overlap: oneOf(raw.overlap, ["skip", "queue", "allow"] as const, "schedule.overlap", "skip", problems),
     catchUp: oneOf(raw.catchUp, ["none", "latest", "all"] as const, "schedule.catchUp", "latest", problems),
-    catchUpWindowMs: duration(raw.catchUpWindow, "schedule.catchUpWindow", 24 * HOUR, problems),
+    catchUpWindowMs: duration(raw.catchUpWindow, "schedule.catchUpWindow", DAY, DEFINITION_LIMITS.maxCatchUpWindowMs, problems),
   };
 }
 
@@ -107,8 +156,8 @@ function retry(raw: unknown, problems: string[]): RetryDefinition {
   return {
     attempts: typeof attempts === "number" && Number.isInteger(attempts) && attempts >= 1 ? Math.min(attempts, 100) : 1,
     backoff: oneOf(raw.backoff, ["exponential", "fixed"] as const, "retry.backoff", "exponential", problems),
-    delayMs: duration(raw.delay, "retry.delay", fallback.delayMs, problems),
-    maxDelayMs: duration(raw.maxDelay, "retry.maxDelay", fallback.maxDelayMs, problems),
+    delayMs: duration(raw.delay, "retry.delay", fallback.delayMs, DEFINITION_LIMITS.maxRetryDelayMs, problems),
+    maxDelayMs: duration(raw.maxDelay, "retry.maxDelay", fallback.maxDelayMs, DEFINITION_LIMITS.maxRetryDelayMs, problems),
   };
 }
 
@@ -116,33 +165,61 @@ function retry(raw: unknown, problems: string[]): RetryDefinition {
 export function validateDefinition(raw: unknown): Result {
   const problems: string[] = [];
   if (!isObject(raw)) return { ok: false, problems: ["the default export must be workflow({ ... })"] };
+  const measured = stringifyBounded(raw, { maxDepth: DEFINITION_LIMITS.maxDepth, maxLength: DEFINITION_LIMITS.maxLength });
+  if (!measured.ok) {
+    const v = measured.violation;
+    const why =
+      v.reason === "size"
+        ? `is ${v.length} characters as JSON, more than the limit of ${DEFINITION_LIMITS.maxLength} (a params schema that large belongs in a shared file)`
+        : v.reason === "depth"
+          ? `nests more than ${DEFINITION_LIMITS.maxDepth} levels deep`
+          : `is not plain data: ${capString(v.message, 200)}`;
+    return { ok: false, problems: [`the workflow definition ${why}`] };
+  }
   unknownKeys(raw, KEYS, "workflow", problems);
   const name = raw.name;
-  if (typeof name !== "string" || !NAME_PATTERN.test(name)) {
-    problems.push(`name: ${JSON.stringify(name)} must match ${NAME_PATTERN} (lowercase letters, digits, "_" and "-", starting with a letter)`);
+  // The length is checked first so that the pattern never sees a long guest string.
+  if (typeof name !== "string" || name.length > 64 || !NAME_PATTERN.test(name)) {
+    problems.push(`name: ${quote(name)} must match ${NAME_PATTERN} (lowercase letters, digits, "_" and "-", starting with a letter)`);
   }
   if (raw.description !== undefined && typeof raw.description !== "string") problems.push("description: must be a string");
+  if (typeof raw.description === "string" && raw.description.length > DEFINITION_LIMITS.description) {
+    problems.push(`description: ${raw.description.length} characters; a description has at most ${DEFINITION_LIMITS.description} (put longer documentation in the module)`);
+  }
   let params: Record<string, unknown> = { type: "object" };
   if (raw.params !== undefined) {
     if (!isObject(raw.params)) problems.push("params: must be a JSON Schema object");
     else {
       params = raw.params;
-      try {
-        schemaChecker.compile(params);
-      } catch (err) {
-        problems.push(`params: not a valid JSON Schema: ${(err as Error).message}`);
-      }
+      const bad = schemaProblem(params);
+      if (bad) problems.push(`params: ${bad}`);
     }
   }
+  const timeoutMs = duration(raw.timeout, "timeout", HOUR, DEFINITION_LIMITS.maxTimeoutMs, problems);
   const definition: WorkflowDefinition = {
     name: typeof name === "string" ? name : "",
     description: typeof raw.description === "string" ? raw.description : null,
     params,
     schedule: schedule(raw.schedule, problems),
-    timeoutMs: duration(raw.timeout, "timeout", HOUR, problems),
-    chunkTimeoutMs: duration(raw.chunkTimeout, "chunkTimeout", 5 * 60_000, problems),
+    timeoutMs,
+    chunkTimeoutMs: duration(raw.chunkTimeout, "chunkTimeout", 5 * 60_000, DEFINITION_LIMITS.maxTimeoutMs, problems),
     retry: retry(raw.retry, problems),
   };
   if (definition.chunkTimeoutMs > definition.timeoutMs) definition.chunkTimeoutMs = definition.timeoutMs;
   return problems.length > 0 ? { ok: false, problems } : { ok: true, definition };
+}
+
+/** Why ajv (with the run-time regex engine) cannot compile the schema, or undefined. */
+function schemaProblem(schema: Record<string, unknown>): string | undefined {
+  try {
+    schemaChecker.compile(schema);
+    return undefined;
+  } catch (err) {
+    if (err instanceof UnsupportedPatternError) return err.message;
+    return `not a valid JSON Schema: ${capString((err as Error).message, 300)}`;
+  } finally {
+    // ajv caches every schema it compiled and refuses a second one with the same $id: without
+    // this, reloading an edited module whose schema has an $id would fail.
+    schemaChecker.removeSchema(schema);
+  }
 }
