@@ -168,7 +168,8 @@ export class Runner {
         }
       }
     } catch (err) {
-      this.logger.error({ err }, "renewing run leases failed; invocations stop before their leases end unless a renewal succeeds");
+      const e = err as { code?: unknown; message?: unknown };
+      this.logger.error({ code: e.code, err: String(e.message ?? err) }, "renewing run leases failed; invocations stop before their leases end unless a renewal succeeds");
     } finally {
       this.renewing = false;
     }
