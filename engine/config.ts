@@ -38,6 +38,8 @@ export interface EngineConfig {
 
 type Env = Record<string, string | undefined>;
 
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
 function int(env: Env, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
   if (raw === undefined || raw.trim() === "") return fallback;
@@ -48,13 +50,37 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
   return value;
 }
 
+const TRUE = ["1", "true", "yes", "on"];
+const FALSE = ["0", "false", "no", "off"];
+
+/** A switch: the usual spellings, in any case; anything else is refused rather than read as "on". */
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === "") return fallback;
+  const value = raw.trim().toLowerCase();
+  if (TRUE.includes(value)) return true;
+  if (FALSE.includes(value)) return false;
+  throw new BifrostError("CONFIG_INVALID", `${name}=${JSON.stringify(raw)} is invalid: use 1, true, yes or on to enable it, 0, false, no or off to disable it`);
+}
+
 export function loadConfig(env: Env = process.env, overrides: Partial<EngineConfig> = {}): EngineConfig {
   const port = overrides.port ?? int(env, "BIFROST_PORT", 7071, 0, 65535);
   const publicUrl = env.BIFROST_PUBLIC_URL?.replace(/\/+$/, "") || `http://localhost:${port}`;
+  let protocol: string | undefined;
   try {
-    new URL(publicUrl);
+    protocol = new URL(publicUrl).protocol;
   } catch {
-    throw new BifrostError("CONFIG_INVALID", `BIFROST_PUBLIC_URL=${JSON.stringify(publicUrl)} is not a URL`);
+    // reported below
+  }
+  if (protocol !== "http:" && protocol !== "https:") {
+    throw new BifrostError("CONFIG_INVALID", `BIFROST_PUBLIC_URL=${JSON.stringify(publicUrl)} is invalid: expected an http:// or https:// URL such as https://bifrost.example.com`);
+  }
+  // PostgreSQL has not landed: running on SQLite while DATABASE_URL names another database would
+  // split the data between the two without anyone noticing.
+  if (env.DATABASE_URL) {
+    throw new BifrostError("CONFIG_INVALID", "DATABASE_URL is set, but this release supports only the embedded SQLite database (PostgreSQL support has not landed yet)", {
+      fix: "Unset DATABASE_URL; the engine keeps its data in bifrost.db under BIFROST_DATA_DIR (default ./data).",
+    });
   }
   const config: EngineConfig = {
     port,
@@ -70,12 +96,12 @@ export function loadConfig(env: Env = process.env, overrides: Partial<EngineConf
     leaseMs: int(env, "BIFROST_LEASE_MS", 30_000, 100, 3_600_000),
     pollMs: int(env, "BIFROST_POLL_MS", 1_000, 10, 600_000),
     shutdownGraceMs: int(env, "BIFROST_SHUTDOWN_GRACE_MS", 10_000, 0, 3_600_000),
-    watch: env.BIFROST_WATCH !== "0" && env.BIFROST_WATCH !== "false",
+    watch: bool(env, "BIFROST_WATCH", true),
     owner: `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`,
     ...overrides,
   };
-  if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(config.logLevel)) {
-    throw new BifrostError("CONFIG_INVALID", `LOG_LEVEL=${JSON.stringify(config.logLevel)} is invalid: use error, warn, info or debug`);
+  if (!LOG_LEVELS.includes(config.logLevel)) {
+    throw new BifrostError("CONFIG_INVALID", `LOG_LEVEL=${JSON.stringify(config.logLevel)} is invalid: use one of ${LOG_LEVELS.join(", ")}`);
   }
   return config;
 }
