@@ -12,6 +12,11 @@ export const ERROR_CODES = {
   WORKFLOW_NOT_FOUND: { status: 404, hint: "List registered workflows with GET /api/workflows or `bifrost workflows list`." },
   RUN_NOT_FOUND: { status: 404, hint: "List runs with GET /api/runs or `bifrost runs list`." },
   PAYLOAD_TOO_LARGE: { status: 413, hint: "Send a smaller request body." },
+  // HTTP only: the request itself is not one the server can read
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, hint: "Send the body as JSON with Content-Type: application/json." },
+  MALFORMED_REQUEST: { status: 400, hint: "Send a well-formed HTTP/1.1 request: a standard method, a correctly percent-encoded path and valid headers." },
+  HEADERS_TOO_LARGE: { status: 431, hint: "Send smaller request headers (at most 16 KB in all); an oversized cookie or token is the usual cause." },
+  REQUEST_TIMEOUT: { status: 408, hint: "Send the whole request without pausing; the server closes connections that stall mid-request." },
   // workflow modules
   WORKFLOW_COMPILE_ERROR: { status: 400, hint: "Fix the syntax or import error at the reported file and line." },
   WORKFLOW_INVALID: { status: 400, hint: "Fix the workflow definition at the reported file; see the workflow module reference." },

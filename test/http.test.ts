@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../engine/config.js";
 import { startServer, type RunningServer } from "../engine/server.js";
@@ -162,7 +163,7 @@ describe("HTTP API over a listening server", () => {
     }
     const broken = await api("POST", "/api/workflows/broken/runs", {});
     expect(broken).toMatchObject({ status: 404, body: { error: { code: "WORKFLOW_NOT_FOUND", details: { loadError: { code: "WORKFLOW_COMPILE_ERROR" } } } } });
-    expect(broken.body.error.message).toMatch(/its module failed to load: broken\.ts:1:\d+/);
+    expect(broken.body.error.message).toMatch(/its module failed to load: (\S*\/)?broken\.ts:1:\d+/);
     const invalid = await api("POST", "/api/workflows/greet/runs", { params: { name: 5 } });
     expect(invalid.body.error.message).toMatch(/params\.name must be string/);
     expect(invalid.body.error.details.problems[0]).toMatchObject({ path: "/name" });
@@ -176,6 +177,79 @@ describe("HTTP API over a listening server", () => {
     const b = await api("POST", "/api/workflows/greet/runs", { params: { name: "once" }, idempotencyKey: "k-1" });
     expect(b.body.id).toBe(a.body.id);
     expect(b.headers.get("idempotent-replayed")).toBe("true");
+  });
+});
+
+const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+
+/** The keys of a shape the README documents as `{ a, b, c? }` right after `prefix`. */
+function documented(prefix: string): { required: string[]; optional: string[] } {
+  const at = readme.indexOf(prefix);
+  expect(at, `README documents ${prefix}`).toBeGreaterThanOrEqual(0);
+  // Top-level keys of the `{ ... }` that follows, skipping nested shapes such as `[{ file, at }]`.
+  const text = readme.slice(at + prefix.length);
+  expect(text[0], `README shape after ${prefix}`).toBe("{");
+  const keys: string[] = [];
+  let depth = 0;
+  let current = "";
+  for (const c of text) {
+    if (c === "{" || c === "[") depth++;
+    if (c === "}" || c === "]") depth--;
+    if (depth === 0) break;
+    if (depth === 1 && c === ",") {
+      keys.push(current);
+      current = "";
+    } else if (depth === 1 && c !== "{") current += c;
+  }
+  keys.push(current);
+  for (let i = 0; i < keys.length; i++) keys[i] = keys[i]!.split(":")[0]!.trim();
+  return { required: keys.filter((k) => !k.endsWith("?")), optional: keys.filter((k) => k.endsWith("?")).map((k) => k.slice(0, -1)) };
+}
+
+/** `value` has every required key of the documented shape and no key the README does not name. */
+function expectDocumented(value: object, prefix: string, extra: string[] = []): void {
+  const { required, optional } = documented(prefix);
+  const keys = Object.keys(value);
+  expect({ prefix, missing: [...required, ...extra].filter((k) => !keys.includes(k)) }).toEqual({ prefix, missing: [] });
+  expect({ prefix, undocumented: keys.filter((k) => ![...required, ...optional, ...extra].includes(k)) }).toEqual({ prefix, undocumented: [] });
+}
+
+describe("the README documents exactly what the API returns", () => {
+  it("names no design file outside the repository", () => {
+    expect(readme).not.toMatch(/DESIGN/);
+  });
+
+  it("health, workflows, runs, steps, errors and log lines", async () => {
+    const health = await api("GET", "/health");
+    expectDocumented(health.body, "liveness and readiness: `200 ");
+
+    const workflow = (await api("GET", "/api/workflows/greet")).body;
+    expectDocumented(workflow, "- **Workflow:** `");
+    expectDocumented(workflow.schedule, "`schedule` is `");
+    expectDocumented(workflow.retry, "`retry` is `");
+    expectDocumented(await api("GET", "/api/workflows").then((r) => r.body), "| `GET /api/workflows` | `");
+
+    const quick = await api("POST", "/api/workflows/greet/runs", { params: { name: "doc" } });
+    expectDocumented(quick.body, "Without `wait`: `202 ");
+    const done = (await api("POST", "/api/workflows/greet/runs", { params: { name: "doc" }, wait: 20_000 })).body;
+    expectDocumented(done, "- **Run record:** `", ["steps"]);
+    expectDocumented(done.steps[0], "- **Step:** `");
+    const list = (await api("GET", "/api/runs?workflow=greet&limit=1")).body;
+    expectDocumented(list, "| `GET /api/runs` | `?workflow&status&trigger&org&since&until&limit&cursor`: `");
+    expectDocumented(list.items[0], "- **Run record:** `");
+
+    const failed = (await api("POST", "/api/workflows/gate/runs", { wait: true })).body;
+    expect(failed.error).toBeTruthy();
+    expectDocumented(failed.error, "- **Run or step error:** `");
+
+    const logs = (await api("GET", `/api/runs/${done.id}/logs`)).body;
+    expectDocumented(logs, "| `GET /api/runs/:id/logs` | `?level&after&limit`: `");
+    for (const line of logs.items) expectDocumented(line, "- **Log line:** `");
+
+    const error = (await api("GET", "/api/nothing")).body;
+    const shape = /```json\n(\{ "error": .*\})\n```/.exec(readme)?.[1];
+    expect(Object.keys(JSON.parse(shape!).error)).toEqual(["code", "message", "fix", "details"]);
+    expect(Object.keys(error.error)).toEqual(["code", "message", "fix"]);
   });
 });
 

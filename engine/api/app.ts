@@ -2,7 +2,8 @@ import { Ajv } from "ajv";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { Engine } from "../engine.js";
 import "./access.js";
-import { installErrorHandling } from "./errors.js";
+import { BODY_LIMIT, installErrorHandling, MAX_PARAM_LENGTH, onClientError, onFrameworkError } from "./errors.js";
+import { installJsonBodyParser } from "./json-body.js";
 import { healthRoutes } from "./routes/health.js";
 import { runRoutes } from "./routes/runs.js";
 import { workflowRoutes } from "./routes/workflows.js";
@@ -19,14 +20,20 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { engine } = options;
   const app = Fastify({
     loggerInstance: engine.logger as FastifyBaseLogger,
-    bodyLimit: 1024 * 1024,
-    return503OnClosing: true,
+    bodyLimit: BODY_LIMIT,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Replies fastify and Node would write in their own shape go through errors.ts instead:
+    // requests during close, bad URL encoding, and what the HTTP parser refuses.
+    return503OnClosing: false,
+    frameworkErrors: onFrameworkError,
+    clientErrorHandler: (err, socket) => onClientError(err, socket, engine.logger),
   });
   const bodyAjv = new Ajv({ allErrors: true, removeAdditional: false, coerceTypes: false, useDefaults: true, strict: false });
   // Query strings and path params are text: coercing "5" to 5 is intended there.
   const queryAjv = new Ajv({ allErrors: true, removeAdditional: false, coerceTypes: true, useDefaults: true, strict: false });
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? bodyAjv : queryAjv).compile(schema));
   installErrorHandling(app);
+  installJsonBodyParser(app);
   await app.register(healthRoutes(engine));
   await app.register(workflowRoutes(engine));
   await app.register(runRoutes(engine));
