@@ -5,13 +5,13 @@
  */
 export const ERROR_CODES = {
   // request / input
-  VALIDATION_FAILED: { status: 400, hint: "Fix the request fields listed in details." },
-  INVALID_JSON: { status: 400, hint: "Send a valid JSON body with Content-Type: application/json." },
-  INVALID_PARAMS: { status: 400, hint: "Pass params that match the workflow's params schema (GET /api/workflows/:name)." },
-  ROUTE_NOT_FOUND: { status: 404, hint: "Check the method and path against the API reference in the README." },
-  WORKFLOW_NOT_FOUND: { status: 404, hint: "List registered workflows with GET /api/workflows or `bifrost workflows list`." },
-  RUN_NOT_FOUND: { status: 404, hint: "List runs with GET /api/runs or `bifrost runs list`." },
-  PAYLOAD_TOO_LARGE: { status: 413, hint: "Send a smaller request body." },
+  VALIDATION_FAILED: { status: 400, hint: "Fix the request fields listed in details.", cli: "Fix the option named in the message; `bifrost help` lists the options." },
+  INVALID_JSON: { status: 400, hint: "Send a valid JSON body with Content-Type: application/json.", cli: "Pass --params one JSON object, quoted for the shell: --params '{\"name\":\"Ada\"}'." },
+  INVALID_PARAMS: { status: 400, hint: "Pass params that match the workflow's params schema (GET /api/workflows/:name).", cli: "Pass --params that match the workflow's params schema (shown by `bifrost workflows list --json`)." },
+  ROUTE_NOT_FOUND: { status: 404, hint: "Check the method and path against the HTTP API table in the README." },
+  WORKFLOW_NOT_FOUND: { status: 404, hint: "List registered workflows with GET /api/workflows.", cli: "List the workflows with `bifrost workflows list`; the CLI loads modules from BIFROST_WORKFLOWS_DIR (default ./workflows)." },
+  RUN_NOT_FOUND: { status: 404, hint: "List runs with GET /api/runs.", cli: "List runs with `bifrost runs list`; the CLI reads the database in BIFROST_DATA_DIR (default ./data)." },
+  PAYLOAD_TOO_LARGE: { status: 413, hint: "Send a smaller request body.", cli: "Pass smaller --params." },
   // HTTP only: the request itself is not one the server can read
   UNSUPPORTED_MEDIA_TYPE: { status: 415, hint: "Send the body as JSON with Content-Type: application/json." },
   MALFORMED_REQUEST: { status: 400, hint: "Send a well-formed HTTP/1.1 request: a standard method, a correctly percent-encoded path and valid headers." },
@@ -19,11 +19,11 @@ export const ERROR_CODES = {
   REQUEST_TIMEOUT: { status: 408, hint: "Send the whole request without pausing; the server closes connections that stall mid-request." },
   // workflow modules
   WORKFLOW_COMPILE_ERROR: { status: 400, hint: "Fix the syntax or import error at the reported file and line." },
-  WORKFLOW_INVALID: { status: 400, hint: "Fix the workflow definition at the reported file; see the workflow module reference." },
+  WORKFLOW_INVALID: { status: 400, hint: "Fix the workflow definition at the reported file; the README's \"Writing a workflow\" section lists every field." },
   WORKFLOW_NAME_CONFLICT: { status: 409, hint: "Workflow names must be unique: rename one of the modules." },
   // run outcomes
   WORKFLOW_ERROR: { status: 500, hint: "The workflow threw: read the message, stack and run logs." },
-  WORKFLOW_UNREGISTERED: { status: 500, hint: "The workflow was removed while the run was queued; register it again and retry." },
+  WORKFLOW_UNREGISTERED: { status: 500, hint: "The workflow was removed while the run was queued; put its module back in the workflows directory and trigger a new run." },
   RUN_TIMED_OUT: { status: 500, hint: "Raise the workflow's `timeout`/`chunkTimeout` or split the work into steps and chunks." },
   SANDBOX_CPU_LIMIT: { status: 500, hint: "The run used too much CPU time (an infinite loop?); fix the loop or raise BIFROST_SANDBOX_CPU_MS." },
   SANDBOX_MEMORY_LIMIT: { status: 500, hint: "The run exceeded its memory limit; process data in chunks or raise BIFROST_SANDBOX_MEMORY_MB." },
@@ -40,10 +40,29 @@ export const ERROR_CODES = {
   ENGINE_STOPPING: { status: 503, hint: "The engine is shutting down; retry against another instance or after restart." },
   CONFIG_INVALID: { status: 500, hint: "Fix the environment variable named in the message (see the README's configuration table)." },
   CLI_USAGE: { status: 400, hint: "Run `bifrost help` for usage." },
-  INTERNAL: { status: 500, hint: "An unexpected engine error; the engine log has details." },
-} as const satisfies Record<string, { status: number; hint: string }>;
+  INTERNAL: { status: 500, hint: "An unexpected engine error; the engine log has details.", cli: "An unexpected error; the stack above says where. Run again with LOG_LEVEL=debug for the engine log, and report it if it repeats." },
+} as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
+
+/**
+ * A code's status and fix. `hint` is the default, shown by the HTTP API and stored in run records;
+ * `cli` replaces it in the terminal where the HTTP wording (routes, bodies, headers) would be false
+ * there. Every hint must be true on the surface that shows it.
+ */
+export interface ErrorCodeInfo {
+  status: number;
+  hint: string;
+  cli?: string;
+}
+
+export type Surface = "http" | "cli";
+
+/** The registry's fix for a code, in the words of the surface that shows it. */
+export function hintFor(code: ErrorCode, surface: Surface): string {
+  const info: ErrorCodeInfo = ERROR_CODES[code];
+  return (surface === "cli" ? info.cli : undefined) ?? info.hint;
+}
 
 /** Plain-data form of an error: what crosses the sandbox boundary, the API and storage. */
 export interface ErrorData {
@@ -61,6 +80,8 @@ export class BifrostError extends Error {
   readonly status: number;
   readonly details?: unknown;
   readonly fix: string;
+  /** The fix the thrower gave for this very case, if any; it beats the registry's hint everywhere. */
+  readonly givenFix: string | undefined;
 
   constructor(code: ErrorCode, message: string, options: { details?: unknown; cause?: unknown; fix?: string } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -68,7 +89,13 @@ export class BifrostError extends Error {
     this.code = code;
     this.status = ERROR_CODES[code].status;
     this.details = options.details;
+    this.givenFix = options.fix;
     this.fix = options.fix ?? ERROR_CODES[code].hint;
+  }
+
+  /** The fix to show on one surface: the thrower's own, else the registry's for that surface. */
+  fixFor(surface: Surface): string {
+    return this.givenFix ?? hintFor(this.code, surface);
   }
 
   toData(): ErrorData {

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Writable } from "node:stream";
@@ -16,6 +16,20 @@ afterAll(() => {
 export function tempDir(prefix = "bifrost-test-"): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   dirs.push(dir);
+  return dir;
+}
+
+/** The example workflows the tests run, by name: a user's own module in ./workflows is not copied. */
+export const EXAMPLE_WORKFLOWS = ["always_fails.ts", "device_report.ts", "hello.ts"] as const;
+
+/**
+ * A fresh workflows directory holding copies of the examples. It is named "workflows" so that
+ * paths in stacks read as they do for a user (`workflows/always_fails.ts:12`).
+ */
+export function copyExamples(): string {
+  const dir = join(tempDir("bifrost-examples-"), "workflows");
+  mkdirSync(dir);
+  for (const file of EXAMPLE_WORKFLOWS) copyFileSync(new URL(`../workflows/${file}`, import.meta.url), join(dir, file));
   return dir;
 }
 

@@ -1,6 +1,6 @@
 import type { LogRecord, RunRecord, StepRecord } from "../../storage/types.js";
 import type { ErrorData } from "../../common/errors.js";
-import type { RegisteredWorkflow, RegistrationProblem } from "../registry/registry.js";
+import type { RegisteredWorkflow, RegistrationProblem, WorkflowRegistry } from "../registry/registry.js";
 import { nextFireTime } from "../schedule/cron.js";
 
 /** API shapes (DESIGN §6). Storage records never leave the engine unconverted. */
@@ -91,6 +91,22 @@ export function workflowView(w: RegisteredWorkflow, problem: RegistrationProblem
   };
 }
 
-export function problemView(p: RegistrationProblem) {
-  return { file: p.file, name: p.name ?? null, error: publicError(p.error), at: iso(p.at) };
+/**
+ * A module that failed to load, in `problems` of GET /api/workflows and `bifrost workflows list
+ * --json` alike: `file` is the module's path (null for a module sent as text), `name` is present
+ * only when known (modules sent as text), `error` says why.
+ */
+export function problemView(p: RegistrationProblem): { file: string | null; name?: string; error: ErrorData | null; at: string | null } {
+  return { file: p.file, ...(p.name !== undefined && { name: p.name }), error: publicError(p.error), at: iso(p.at) };
+}
+
+/**
+ * GET /api/workflows and `bifrost workflows list --json`: registered workflows (a rejected newer
+ * text shows as `lastError`), and the modules with no good version to fall back on.
+ */
+export function workflowListView(registry: WorkflowRegistry, now: number) {
+  return {
+    items: registry.list().map((w) => workflowView(w, registry.problemFor(w), now)),
+    problems: registry.unloaded().map(problemView),
+  };
 }

@@ -1,10 +1,13 @@
+import { isAbsolute, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { openStorage } from "../../storage/index.js";
-import { FINISHED_STATUSES, type RunStatus, type Storage } from "../../storage/types.js";
-import { logView, problemView, runView, workflowView } from "../api/views.js";
+import { FINISHED_STATUSES, type RunStatus, type RunTrigger, type Storage } from "../../storage/types.js";
+import { decodeCursor, encodeCursor, parseTime } from "../api/cursor.js";
+import { logView, runView, workflowListView } from "../api/views.js";
 import { loadConfig, type EngineConfig } from "../config.js";
 import { Engine } from "../engine.js";
-import { BifrostError, isBifrostError } from "../../common/errors.js";
+import type { RegisteredWorkflow, RegistrationProblem } from "../registry/registry.js";
+import { BifrostError, hintFor, isBifrostError } from "../../common/errors.js";
 import { createLogger } from "../logger.js";
 import { startServer } from "../server.js";
 import { dim, errorText, logLine, runDetails, runDuration, statusText, table, yellow } from "./format.js";
@@ -16,7 +19,9 @@ Usage:
   bifrost run <workflow> [--params JSON] [--org ORG]
                                          run a workflow here, streaming its logs; exits 1 unless it succeeds
   bifrost workflows list                 registered workflows (and modules that failed to load)
-  bifrost runs list [--workflow W] [--status S] [--limit N]
+  bifrost runs list [--workflow W] [--status S] [--trigger T] [--org ORG] [--since TIME] [--until TIME]
+                    [--limit N] [--cursor C]
+                                         runs, newest first; a full page ends with the --cursor of the next
   bifrost runs show <run-id>             one run with its steps, result and error
   bifrost runs logs <run-id> [--follow]  a run's log lines
 
@@ -47,7 +52,11 @@ function parse(argv: string[]) {
         org: { type: "string" },
         workflow: { type: "string", short: "w" },
         status: { type: "string" },
+        trigger: { type: "string" },
+        since: { type: "string" },
+        until: { type: "string" },
         limit: { type: "string" },
+        cursor: { type: "string" },
         follow: { type: "boolean", short: "f", default: false },
       },
     });
@@ -105,9 +114,9 @@ async function start(): Promise<number> {
   const server = await startServer(config);
   const { engine } = server;
   const workflows = engine.registry.list();
-  err(`Bifrost listening on ${server.url} (data: ${config.dataDir}, ${engine.storage.dialect})`);
+  err(`Bifrost listening on ${server.url} (pid ${process.pid}, data: ${config.dataDir}, ${engine.storage.dialect})`);
   err(`${workflows.length} workflow(s) from ${config.workflowsDir}: ${workflows.map((w) => w.definition.name).join(", ") || "none"}`);
-  for (const p of engine.registry.problems()) err(yellow(`not loaded: ${p.error.message}`));
+  reportProblems(engine);
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
@@ -116,6 +125,11 @@ async function start(): Promise<number> {
         process.exit(1);
       }
       stopping = true;
+      // Whatever happens while draining, this process ends: it must not outlive its command.
+      setTimeout(() => {
+        err("shutdown did not finish in time; exiting");
+        process.exit(1);
+      }, config.shutdownGraceMs + SHUTDOWN_MARGIN_MS).unref();
       err(`${signal}: draining runs (up to ${config.shutdownGraceMs} ms), press Ctrl-C again to force`);
       server.close().then(
         () => resolve(0),
@@ -141,8 +155,39 @@ async function openCliEngine(): Promise<Engine> {
   return Engine.open(config, { logger });
 }
 
+/** Beyond the grace period, how long closing the server and storage may take before exiting. */
+const SHUTDOWN_MARGIN_MS = 5_000;
+/** Set once `run` hands its run back on SIGTERM: the engine closing under it is then expected. */
+let handingBack = false;
+
+/** Every module that failed to load, and every workflow serving its last good version instead. */
 function reportProblems(engine: Engine): void {
-  for (const p of engine.registry.problems()) err(yellow(`warning: not loaded: ${p.error.message}`));
+  for (const p of engine.registry.unloaded()) err(yellow(`not loaded: ${p.error.message}`));
+  for (const w of engine.registry.list()) {
+    const problem = engine.registry.problemFor(w);
+    if (problem) err(yellow(keptVersionText(w, problem)));
+  }
+}
+
+/** `bifrost run` warns only about the module it runs: which version runs when its text is rejected. */
+function warnIfLastGoodVersion(engine: Engine, name: string): void {
+  const workflow = engine.registry.get(name);
+  const problem = workflow && engine.registry.problemFor(workflow);
+  if (workflow && problem) err(yellow(keptVersionText(workflow, problem)));
+}
+
+/** Says which version of a workflow runs while its module's current text is rejected, and why. */
+function keptVersionText(w: RegisteredWorkflow, problem: RegistrationProblem): string {
+  const text = w.file ? `the current text of ${relativeToCwd(w.file)}` : "the module sent last";
+  return (
+    `warning: "${w.definition.name}" runs its last good version ${w.version} (registered ${new Date(w.updatedAt).toISOString()}): ` +
+    `${text} was rejected: ${problem.error.code} ${problem.error.message}`
+  );
+}
+
+function relativeToCwd(file: string): string {
+  const rel = relative(process.cwd(), file);
+  return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : file;
 }
 
 async function run(name: string, args: Args): Promise<number> {
@@ -157,7 +202,7 @@ async function run(name: string, args: Args): Promise<number> {
   const engine = await openCliEngine();
   const json = args.values.json;
   try {
-    reportProblems(engine);
+    warnIfLastGoodVersion(engine, name);
     engine.start({ claim: false, watch: false });
     let runId: string | undefined;
     const early: Parameters<typeof logLine>[0][] = [];
@@ -176,6 +221,17 @@ async function run(name: string, args: Args): Promise<number> {
       engine.cancelRun(run.id).then(
         (cancelled) => cancelled || process.exit(130),
         () => process.exit(130),
+      );
+    });
+    // SIGTERM (also sent when the launcher is gone): hand the run back as a server does and end.
+    process.once("SIGTERM", () => {
+      handingBack = true;
+      const grace = engine.config.shutdownGraceMs;
+      err(`SIGTERM: stopping (up to ${grace} ms); the run resumes from its last committed step on the next engine`);
+      setTimeout(() => process.exit(143), grace + SHUTDOWN_MARGIN_MS).unref();
+      engine.stop().then(
+        () => process.exit(143),
+        () => process.exit(143),
       );
     });
     for (const line of early.filter((l) => l.runId === run.id)) print(line);
@@ -197,13 +253,12 @@ async function run(name: string, args: Args): Promise<number> {
 async function listWorkflows(args: Args): Promise<number> {
   const engine = await openCliEngine();
   try {
-    const now = Date.now();
-    const items = engine.registry.list().map((w) => workflowView(w, engine.registry.problemFor(w), now));
-    const problems = engine.registry.problems().map(problemView);
+    const listing = workflowListView(engine.registry, engine.now());
     if (args.values.json) {
-      out(JSON.stringify({ items, problems }, null, 2));
+      out(JSON.stringify(listing, null, 2));
       return 0;
     }
+    const { items } = listing;
     if (items.length === 0) out("no workflows registered");
     else {
       out(
@@ -213,7 +268,7 @@ async function listWorkflows(args: Args): Promise<number> {
         ]),
       );
     }
-    for (const p of problems) err(yellow(`not loaded: ${p.error?.message ?? "unknown error"}`));
+    reportProblems(engine);
     return 0;
   } finally {
     await engine.stop(0);
@@ -221,27 +276,59 @@ async function listWorkflows(args: Args): Promise<number> {
 }
 
 const STATUSES: RunStatus[] = ["queued", "running", "succeeded", "failed", "cancelled", "timed_out"];
+const TRIGGERS: RunTrigger[] = ["api", "schedule", "webhook", "cli", "retry"];
+/** The same page bounds as GET /api/runs (1 to 200); a terminal page is shorter by default. */
+const MAX_PAGE = 200;
 
+function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], option: string): T | undefined {
+  if (value !== undefined && !allowed.includes(value as T)) usage(`${option} must be one of ${allowed.join(", ")}`);
+  return value as T | undefined;
+}
+
+function cliCursor(cursor: string): string {
+  try {
+    return decodeCursor(cursor);
+  } catch {
+    throw new BifrostError("VALIDATION_FAILED", "--cursor is invalid: pass the cursor printed with the previous page (nextCursor in --json) unchanged");
+  }
+}
+
+/** The filters and cursor of GET /api/runs, as options; the page has the API's shape. */
 async function listRuns(storage: Storage, args: Args): Promise<number> {
-  const { workflow, status, limit } = args.values;
-  if (status !== undefined && !STATUSES.includes(status as RunStatus)) usage(`--status must be one of ${STATUSES.join(", ")}`);
-  const n = limit === undefined ? 20 : Number(limit);
-  if (!Number.isInteger(n) || n < 1 || n > 1000) usage("--limit must be an integer from 1 to 1000");
-  const runs = await storage.runs.list({ limit: n, ...(workflow && { workflow }), ...(status && { status: status as RunStatus }) });
+  const { workflow, org, limit, cursor } = args.values;
+  const status = oneOf(args.values.status, STATUSES, "--status");
+  const trigger = oneOf(args.values.trigger, TRIGGERS, "--trigger");
+  const n = limit === undefined ? 20 : /^\d+$/.test(limit) ? Number(limit) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_PAGE) usage(`--limit must be an integer from 1 to ${MAX_PAGE}`);
+  const since = parseTime(args.values.since, "--since");
+  const until = parseTime(args.values.until, "--until");
+  const runs = await storage.runs.list({
+    ...(workflow !== undefined && { workflow }),
+    ...(status !== undefined && { status }),
+    ...(trigger !== undefined && { trigger }),
+    ...(org !== undefined && { org }),
+    ...(since !== undefined && { since }),
+    ...(until !== undefined && { until }),
+    ...(cursor !== undefined && { beforeId: cliCursor(cursor) }),
+    limit: n + 1,
+  });
+  const page = runs.slice(0, n);
+  const last = page[page.length - 1];
+  const nextCursor = runs.length > n && last ? encodeCursor(last.id) : null;
   if (args.values.json) {
-    out(JSON.stringify(runs.map((r) => runView(r)), null, 2));
+    out(JSON.stringify({ items: page.map((r) => runView(r)), nextCursor }, null, 2));
     return 0;
   }
-  if (runs.length === 0) {
-    out("no runs");
-    return 0;
+  if (page.length === 0) out("no runs");
+  else {
+    out(
+      table([
+        ["ID", "WORKFLOW", "STATUS", "TRIGGER", "QUEUED", "DURATION"],
+        ...page.map((r) => [r.id, r.workflow, statusText(r.status), r.trigger, new Date(r.queuedAt).toISOString(), runDuration(r)]),
+      ]),
+    );
   }
-  out(
-    table([
-      ["ID", "WORKFLOW", "STATUS", "TRIGGER", "QUEUED", "DURATION"],
-      ...runs.map((r) => [r.id, r.workflow, statusText(r.status), r.trigger, new Date(r.queuedAt).toISOString(), runDuration(r)]),
-    ]),
-  );
+  if (nextCursor) err(dim(`more: add --cursor ${nextCursor}`));
   return 0;
 }
 
@@ -275,12 +362,14 @@ async function showLogs(storage: Storage, id: string, args: Args): Promise<numbe
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: unknown) => {
+    if (handingBack) process.exit(143);
     if (isBifrostError(e)) {
       err(`error ${e.code}: ${e.message}`);
-      err(dim(`  fix: ${e.fix}`));
+      err(dim(`  fix: ${e.fixFor("cli")}`));
       process.exit(e.code === "CLI_USAGE" ? 2 : e.status < 500 ? 2 : 1);
     }
     err(`error INTERNAL: ${(e as Error)?.stack ?? String(e)}`);
+    err(dim(`  fix: ${hintFor("INTERNAL", "cli")}`));
     process.exit(1);
   },
 );
