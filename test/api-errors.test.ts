@@ -122,6 +122,20 @@ describe("replies the framework used to write in its own shape", () => {
   });
 });
 
+describe("fix hints", () => {
+  it("a validation error without details does not point at details", async () => {
+    const paths = [`/api/runs?cursor=garbage`, `/api/runs?since=yesterday`, `/api/runs?until=${"9".repeat(100)}`, `/api/runs/${"x".repeat(5000)}`];
+    for (const path of paths) {
+      const res = await fetch(`${server.url}${path}`);
+      const error = errorOf({ status: res.status, headers: Object.fromEntries(res.headers), body: await res.json() }) as { code: string; fix: string; details?: unknown };
+      expect({ path, code: error.code }).toEqual({ path, code: "VALIDATION_FAILED" });
+      if (error.details === undefined) expect({ path, fix: error.fix }).not.toEqual({ path, fix: ERROR_CODES.VALIDATION_FAILED.hint });
+    }
+    const res = await fetch(`${server.url}/api/runs?since=yesterday`);
+    expect(((await res.json()) as { error: { fix: string } }).error.fix).toBe("Pass since as an ISO 8601 date-time such as 2026-01-31T09:00:00Z, or as epoch milliseconds.");
+  });
+});
+
 describe("bodies with prototype keys", () => {
   it("are refused for what they are, not as invalid JSON", async () => {
     const top = errorOf(await post("/api/workflows/echo/runs", '{"__proto__": {"polluted": true}}'));

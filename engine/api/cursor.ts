@@ -13,13 +13,22 @@ export function decodeCursor(cursor: string): string {
   } catch {
     // fall through
   }
-  throw new BifrostError("VALIDATION_FAILED", "cursor is invalid: pass the nextCursor value of the previous page unchanged");
+  throw new BifrostError("VALIDATION_FAILED", "cursor is invalid: pass the nextCursor value of the previous page unchanged", {
+    fix: "Pass the nextCursor of the previous page unchanged, or leave the cursor out for the first page.",
+  });
 }
 
-/** Parses an ISO 8601 date-time (or epoch milliseconds) query value. */
+/** Longer than any ISO 8601 date-time; longer values are refused before they are parsed. */
+const MAX_TIME_LENGTH = 64;
+
+/** Parses an ISO 8601 date-time (or epoch milliseconds) query value or CLI option. */
 export function parseTime(value: string | undefined, field: string): number | undefined {
   if (value === undefined) return undefined;
-  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isFinite(ms)) throw new BifrostError("VALIDATION_FAILED", `${field} must be an ISO 8601 date-time such as 2026-01-31T09:00:00Z`);
+  const ms = value.length > MAX_TIME_LENGTH ? Number.NaN : /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isFinite(ms)) {
+    throw new BifrostError("VALIDATION_FAILED", `${field} must be an ISO 8601 date-time such as 2026-01-31T09:00:00Z`, {
+      fix: `Pass ${field} as an ISO 8601 date-time such as 2026-01-31T09:00:00Z, or as epoch milliseconds.`,
+    });
+  }
   return ms;
 }

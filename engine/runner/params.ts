@@ -52,6 +52,7 @@ export class ParamsValidator {
       // Registration compiles the same schema, so this is a version stored before a rule was added.
       throw new BifrostError("WORKFLOW_INVALID", `The params schema of workflow "${workflow.name}" cannot be used: ${capString((err as Error).message, 300)}`, {
         details: { workflow: workflow.name, version: workflow.version },
+        fix: "Fix the params schema in the workflow's module; saving it registers the module again.",
       });
     } finally {
       // ajv keeps every compiled schema (and refuses a second one with the same $id): the
