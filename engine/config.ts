@@ -2,7 +2,7 @@ import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { BifrostError } from "../common/errors.js";
 
-/** Engine configuration, as read from the environment (DESIGN §10). Every field has a default. */
+/** Engine configuration, as read from the environment (the README's configuration table). Every field has a default. */
 export interface EngineConfig {
   /** @default 7071 (BIFROST_PORT) */
   port: number;
