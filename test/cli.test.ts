@@ -132,7 +132,9 @@ describe("bifrost CLI", () => {
       [["run", "hello", "--params", "{oops"], "INVALID_JSON", /--params/],
       [["run", "nope"], "WORKFLOW_NOT_FOUND", /bifrost workflows list/],
       [["runs", "show", "00000000-0000-7000-8000-000000000000"], "RUN_NOT_FOUND", /bifrost runs list/],
-      [["runs", "list", "--since", "yesterday"], "VALIDATION_FAILED", /option named in the message/],
+      [["runs", "list", "--since", "yesterday"], "VALIDATION_FAILED", /^Pass --since as an ISO 8601/],
+      [["runs", "list", "--cursor", "nope"], "VALIDATION_FAILED", /--cursor .*previous page/],
+      [["run", "hello", "--org", "bad org!"], "VALIDATION_FAILED", /option named in the message/],
       [["frobnicate"], "CLI_USAGE", /bifrost help/],
       [["run", "hello", "--bogus"], "CLI_USAGE", /bifrost help/],
     ];

@@ -289,7 +289,9 @@ function cliCursor(cursor: string): string {
   try {
     return decodeCursor(cursor);
   } catch {
-    throw new BifrostError("VALIDATION_FAILED", "--cursor is invalid: pass the cursor printed with the previous page (nextCursor in --json) unchanged");
+    throw new BifrostError("VALIDATION_FAILED", "--cursor is invalid", {
+      fix: "Pass --cursor the cursor printed with the previous page (nextCursor with --json) unchanged, or leave it out for the first page.",
+    });
   }
 }
 
