@@ -62,7 +62,7 @@ async function post(path: string, body: string, contentType = "application/json"
 }
 
 /** Asserts the one error shape and returns its code and message. */
-function errorOf(reply: Reply): { code: ErrorCode; message: string; details?: unknown } {
+function errorOf(reply: Reply): { code: ErrorCode; message: string; fix: string; details?: unknown } {
   expect(reply.headers["content-type"]).toMatch(/^application\/json/);
   const body = reply.body as { error: Record<string, unknown> };
   expect(Object.keys(body)).toEqual(["error"]);
@@ -74,7 +74,7 @@ function errorOf(reply: Reply): { code: ErrorCode; message: string; details?: un
   expect(reply.status).toBe(ERROR_CODES[code].status);
   expect(body.error.message).toEqual(expect.any(String));
   expect(body.error.fix).toEqual(expect.any(String));
-  return body.error as { code: ErrorCode; message: string; details?: unknown };
+  return body.error as { code: ErrorCode; message: string; fix: string; details?: unknown };
 }
 
 describe("replies the framework used to write in its own shape", () => {
@@ -127,7 +127,7 @@ describe("fix hints", () => {
     const paths = [`/api/runs?cursor=garbage`, `/api/runs?since=yesterday`, `/api/runs?until=${"9".repeat(100)}`, `/api/runs/${"x".repeat(5000)}`];
     for (const path of paths) {
       const res = await fetch(`${server.url}${path}`);
-      const error = errorOf({ status: res.status, headers: Object.fromEntries(res.headers), body: await res.json() }) as { code: string; fix: string; details?: unknown };
+      const error = errorOf({ status: res.status, headers: Object.fromEntries(res.headers), body: await res.json() });
       expect({ path, code: error.code }).toEqual({ path, code: "VALIDATION_FAILED" });
       if (error.details === undefined) expect({ path, fix: error.fix }).not.toEqual({ path, fix: ERROR_CODES.VALIDATION_FAILED.hint });
     }
