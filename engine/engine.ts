@@ -119,7 +119,7 @@ export class Engine {
     if (problem) {
       throw new BifrostError("WORKFLOW_NOT_FOUND", `No workflow named "${name}" is registered: its module failed to load: ${problem.error.message}`, {
         details: { workflow: name, loadError: { code: problem.error.code, message: problem.error.message, details: problem.error.details } },
-        fix: "Fix the module at the reported file and line; it is reloaded when saved (or at the next start).",
+        fix: "Fix the module at the reported file and line: a running engine reloads it when the file is saved, and every CLI command reads it afresh.",
       });
     }
     throw new BifrostError("WORKFLOW_NOT_FOUND", `No workflow named "${name}" is registered`, { details: { workflow: name } });

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -7,6 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Engine } from "../engine/engine.js";
 import { openStorage } from "../storage/index.js";
 import { openTestEngine, tempDir, workflowSource } from "./helpers.js";
+import { spawnTracked } from "./processes.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const engines: Engine[] = [];
@@ -19,11 +19,11 @@ function cli(args: string[], env: Record<string, string>, asUser?: string): Prom
   const command = [process.execPath, "--no-node-snapshot", "--import", "tsx", join(ROOT, "engine/cli/main.ts"), ...args];
   const [file, ...argv] = asUser ? ["runuser", "-u", asUser, "--", ...command] : command;
   return new Promise((resolve, reject) => {
-    const child = spawn(file!, argv, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawnTracked(file!, argv, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
     child.on("error", reject);
     child.on("close", (code) => resolve({ code, stdout, stderr }));
   });
