@@ -17,6 +17,8 @@ interface Entry {
 }
 
 const MAX_CACHED_SCRIPTS = 32;
+const RELEASE_PROBE_MS = 1000;
+const ACQUIRE_WAIT_MS = 10;
 
 /**
  * Reusable isolates: each run still gets a fresh context (its own globals and built-ins), but not
@@ -28,24 +30,42 @@ export class IsolatePool {
   private readonly entries = new WeakMap<ivm.Isolate, Entry>();
   private readonly maxUses: number;
   private readonly maxHeapRatio: number;
+  private closed = false;
+  private readonly releasing = new Set<Promise<void>>();
 
   constructor(private readonly options: IsolatePoolOptions) {
     this.maxUses = options.maxUses ?? 100;
     this.maxHeapRatio = options.maxHeapRatio ?? 0.5;
   }
 
-  acquire(): ivm.Isolate {
+  /**
+   * An idle isolate, or a new one. A run that just ended may be handing its isolate back: that is
+   * waited for briefly (the probe normally answers at once), never for long.
+   */
+  async acquire(): Promise<ivm.Isolate> {
+    const idle = this.takeIdle();
+    if (idle) return idle;
+    if (this.releasing.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([...this.releasing, new Promise<void>((resolve) => (timer = setTimeout(resolve, ACQUIRE_WAIT_MS)))]);
+      clearTimeout(timer);
+      const released = this.takeIdle();
+      if (released) return released;
+    }
+    const isolate = new ivm.Isolate({ memoryLimit: this.options.memoryMb });
+    this.entries.set(isolate, { isolate, uses: 1, scripts: new Map() });
+    return isolate;
+  }
+
+  private takeIdle(): ivm.Isolate | undefined {
     for (;;) {
       const entry = this.idle.pop();
-      if (!entry) break;
+      if (!entry) return undefined;
       if (!entry.isolate.isDisposed) {
         entry.uses += 1;
         return entry.isolate;
       }
     }
-    const isolate = new ivm.Isolate({ memoryLimit: this.options.memoryMb });
-    this.entries.set(isolate, { isolate, uses: 1, scripts: new Map() });
-    return isolate;
   }
 
   /** A script compiled once per isolate and run in each new context (prelude, workflow bundles). */
@@ -64,16 +84,35 @@ export class IsolatePool {
     return script;
   }
 
+  /**
+   * Takes an isolate back after a clean invocation. Its heap is measured asynchronously: workflow
+   * code may still be running in it (a continuation of a late host reply), and a synchronous probe
+   * would block the engine until it stops. An isolate that does not answer in time is disposed.
+   */
   release(isolate: ivm.Isolate): void {
     const entry = this.entries.get(isolate);
     if (!entry || isolate.isDisposed) return;
-    const heap = isolate.getHeapStatisticsSync();
-    const tooBig = heap.used_heap_size > this.maxHeapRatio * this.options.memoryMb * 1024 * 1024;
-    if (entry.uses >= this.maxUses || tooBig || this.idle.length >= this.options.maxIdle) {
+    if (entry.uses >= this.maxUses || this.idle.length >= this.options.maxIdle || this.closed) {
       isolate.dispose();
       return;
     }
-    this.idle.push(entry);
+    let timer: NodeJS.Timeout | undefined;
+    const answered = isolate.getHeapStatistics().then((heap) => heap, () => undefined);
+    const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), RELEASE_PROBE_MS)));
+    const settled = Promise.race([answered, late]).then((heap) => {
+      clearTimeout(timer);
+      this.releasing.delete(settled);
+      if (isolate.isDisposed) return;
+      const tooBig = !heap || heap.used_heap_size > this.maxHeapRatio * this.options.memoryMb * 1024 * 1024;
+      if (tooBig || this.closed || this.idle.length >= this.options.maxIdle) isolate.dispose();
+      else this.idle.push(entry);
+    });
+    this.releasing.add(settled);
+  }
+
+  /** Resolves once every isolate handed back so far is either idle or disposed. */
+  async settled(): Promise<void> {
+    while (this.releasing.size > 0) await Promise.all([...this.releasing]);
   }
 
   get idleCount(): number {
@@ -81,6 +120,7 @@ export class IsolatePool {
   }
 
   close(): void {
+    this.closed = true;
     for (const entry of this.idle.splice(0)) if (!entry.isolate.isDisposed) entry.isolate.dispose();
   }
 }

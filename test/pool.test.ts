@@ -19,6 +19,8 @@ async function runOnce(pool: IsolatePool, module: Awaited<ReturnType<typeof comp
     return await sandbox.run({ run: { id: "r" }, params, deadline }, { host, deadline });
   } finally {
     sandbox.dispose();
+    // The isolate goes back after an asynchronous heap probe.
+    await pool.settled();
   }
 }
 

@@ -272,6 +272,28 @@ describe("runs", () => {
     expect(await messages(reopened.engine, run.id)).toEqual(["asked to stop: engine stopping", "stopped at the engine's request; the run resumes from its last committed step"]);
   });
 
+  it("decides 'stopped at the engine's request' from the engine's own stop, whatever the run threw", async () => {
+    const t = await started({
+      workflows: {
+        "own_error.ts": workflowSource(
+          "own_error",
+          `await ctx.step("one", () => 1);
+           await new Promise((resolve) => (ctx.signal.aborted ? resolve() : ctx.signal.addEventListener("abort", resolve)));
+           throw new Error("stopping, as asked");`,
+        ),
+      },
+    });
+    const { run } = await t.engine.triggerRun("own_error");
+    await t.engine.events.next("step:finished", (e) => e.runId === run.id);
+    const requeued = t.engine.events.next("run:requeued", (e) => e.runId === run.id);
+    engines.pop();
+    await t.engine.stop(60_000);
+    expect((await requeued).reason).toBe("resume");
+    const reopened = await openTestEngine({ dataDir: t.dataDir, workflowsDir: t.workflowsDir });
+    engines.push(reopened.engine);
+    expect(await reopened.engine.storage.runs.get(run.id)).toMatchObject({ status: "queued", attempt: 1, error: null });
+  });
+
   it("releases the leases of unfinished runs when stopped, so another engine can resume them", async () => {
     const t = await started({ workflows: { "slow.ts": workflowSource("slow", `await ctx.step("one", () => 1); await new Promise(() => {});`) } });
     const { run } = await t.engine.triggerRun("slow");

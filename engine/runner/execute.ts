@@ -1,12 +1,14 @@
 import { WorkflowSandbox, type InvocationOutcome, type IsolatePool, type SandboxLimits } from "../../sandbox/index.js";
 import type { RunOutcome, RunRecord, Storage } from "../../storage/types.js";
 import { BifrostError, ERROR_CODES, type ErrorCode, type ErrorData } from "../../common/errors.js";
+import { capString } from "../../common/json-bounds.js";
 import type { EngineEvents } from "../events.js";
 import type { Logger } from "../logger.js";
 import type { RegisteredWorkflow, WorkflowRegistry } from "../registry/registry.js";
 import { formatDuration } from "../duration.js";
 import { retryDelayMs } from "./backoff.js";
-import { checkResultSize, RunHost, type RunHostLimits } from "./run-host.js";
+import { errorDataOf } from "./faults.js";
+import { RunHost, type RunHostLimits } from "./run-host.js";
 import { CANCELLED, type RunSignals } from "./runner.js";
 
 export interface ExecuteDeps {
@@ -31,6 +33,9 @@ function errorOf(code: ErrorCode, message: string, extra: Partial<ErrorData> = {
   return { code, message, fix: ERROR_CODES[code].hint, ...extra };
 }
 
+/** How soon a run whose invocation met an unavailable database is tried again. */
+const STORAGE_RESUME_MS = 1_000;
+
 /**
  * Runs one invocation of a claimed run in a fresh sandbox and records the outcome. Resumes are
  * invocations too: run() starts from the top and finished steps return their stored results.
@@ -51,10 +56,12 @@ export async function executeRun(run: RunRecord, signals: RunSignals, deps: Exec
   deps.events.emit("run:started", { runId: run.id, workflow: run.workflow, attempt: run.attempt });
 
   let decision: Decision;
-  if (!workflow) {
-    decision = finish("failed", errorOf("WORKFLOW_UNREGISTERED", `workflow "${run.workflow}" is not registered any more`), now());
-  } else {
-    decision = await invoke(run, workflow, host, signals, deps);
+  try {
+    decision = workflow ? await invoke(run, workflow, host, signals, deps) : finish("failed", errorOf("WORKFLOW_UNREGISTERED", `workflow "${run.workflow}" is not registered any more`), now());
+  } catch (err) {
+    // Deciding must not fail; if it does, the run still ends in a recorded decision.
+    deps.logger.error({ err, runId: run.id }, "deciding the outcome of an invocation failed");
+    decision = finish("failed", errorOf("INTERNAL", `the engine failed while deciding the run's outcome: ${errorDataOf(err).message}`), now());
   }
   await host.flush();
   const recorded = await record(run, decision, deps);
@@ -106,16 +113,26 @@ async function invoke(run: RunRecord, workflow: RegisteredWorkflow, host: RunHos
     sandbox = await WorkflowSandbox.create(workflow.module, deps.sandboxLimits, deps.pool);
     if (signals.stop.aborted) onStop();
     const ctxRun = { id: run.id, workflow: run.workflow, org: run.org, trigger: run.trigger, attempt: run.attempt, scheduledFor: run.scheduledFor === null ? null : new Date(run.scheduledFor).toISOString() };
-    outcome = await sandbox.run({ run: ctxRun, params: run.params, deadline }, { host: host.handler, deadline, signal: signals.kill });
+    outcome = await sandbox.run(
+      { run: ctxRun, params: run.params, deadline, logBudget: host.logBudget },
+      { host: host.handler, onFault: host.onFault, deadline, signal: signals.kill },
+    );
   } catch (err) {
-    outcome = { kind: "crashed", message: (err as Error).message };
+    outcome = { kind: "crashed", message: capString(err instanceof Error ? err.message : String(err), 1000) };
   } finally {
     signals.stop.removeEventListener("abort", onStop);
     sandbox?.dispose();
   }
+  // Log writes of the invocation are in: a storage fault among them decides as much as any other.
+  await host.flush();
   return decide(outcome, { run, workflow, host, signals, deadline, runDeadline }, deps);
 }
 
+/**
+ * The one outcome-to-decision table. Its inputs are host-side: the sandbox outcome (in which only a
+ * thrown error carries guest data, bounded), the host's faults, the engine's signals. A code the
+ * workflow wrote is never the run's code.
+ */
 function decide(
   outcome: InvocationOutcome,
   c: { run: RunRecord; workflow: RegisteredWorkflow; host: RunHost; signals: RunSignals; deadline: number; runDeadline: number },
@@ -124,28 +141,41 @@ function decide(
   const { run, workflow, host } = c;
   const { definition } = workflow;
   const at = deps.now();
+  if (outcome.kind === "aborted") {
+    if (c.signals.kill.reason === CANCELLED) {
+      host.append("warn", "run cancelled");
+      return finish("cancelled", errorOf("RUN_CANCELLED", "the run was cancelled"), at);
+    }
+    return { kind: "abandon" };
+  }
+  // A database that refused this invocation's writes is not the run's fault, whatever the workflow did next.
+  const storage = host.storageFault;
+  if (storage?.code === "LEASE_LOST") {
+    deps.logger.warn({ runId: run.id }, "another claim of the run fenced this invocation off; it writes nothing more");
+    return { kind: "abandon" };
+  }
+  if (storage) {
+    host.append("warn", `the database was unavailable during this invocation (${storage.message}); the run resumes from its last committed step`);
+    return { kind: "requeue", reason: "resume", runAt: at + STORAGE_RESUME_MS, attempt: run.attempt, error: null };
+  }
   switch (outcome.kind) {
     case "returned": {
-      try {
-        checkResultSize(outcome.value, deps.hostLimits.maxResultBytes, "the run result");
-      } catch (err) {
-        return fail(run, workflow, host, (err as BifrostError).toData(), at);
-      }
+      const problem = host.resultProblem(outcome.value);
+      if (problem) return fail(run, workflow, host, problem, at);
       return finish("succeeded", null, at, outcome.value);
     }
     case "threw": {
-      const { error: e } = outcome;
-      // A run that stopped because the engine asked it to is not a failure: it resumes elsewhere.
-      if (c.signals.stop.aborted && e.code === "RUN_ABORTED") {
+      // The engine asked the run to stop and it ended by throwing: whatever it threw, it resumes.
+      if (c.signals.stop.aborted) {
         host.append("info", "stopped at the engine's request; the run resumes from its last committed step");
         return { kind: "requeue", reason: "resume", runAt: at, attempt: run.attempt, error: null };
       }
-      const code = e.code && e.code in ERROR_CODES ? e.code : "WORKFLOW_ERROR";
-      const error: ErrorData = { code, message: e.message || e.name, fix: ERROR_CODES[code as ErrorCode].hint };
-      if (e.stack) error.stack = e.stack;
-      if (host.lastFailedStep && host.lastFailedStep.message === e.message) error.step = host.lastFailedStep.name;
+      const error = host.errorFromGuest(outcome.error);
+      if (host.lastFailedStep && host.lastFailedStep.message === error.message) error.step = host.lastFailedStep.name;
       return fail(run, workflow, host, error, at);
     }
+    case "refused":
+      return fail(run, workflow, host, errorOf(outcome.code, outcome.message), at);
     case "limit": {
       if (outcome.limit === "memory") {
         const error = errorOf("SANDBOX_MEMORY_LIMIT", `the run exceeded the sandbox memory limit of ${deps.sandboxLimits.memoryMb} MB`);
@@ -165,12 +195,6 @@ function decide(
       host.append("error", error.message);
       return finish("timed_out", error, at);
     }
-    case "aborted":
-      if (c.signals.kill.reason === CANCELLED) {
-        host.append("warn", "run cancelled");
-        return finish("cancelled", errorOf("RUN_CANCELLED", "the run was cancelled"), at);
-      }
-      return { kind: "abandon" };
     case "crashed": {
       const error = errorOf("SANDBOX_CRASHED", `the sandbox failed: ${outcome.message}`);
       return fail(run, workflow, host, error, at);
@@ -189,4 +213,3 @@ function fail(run: RunRecord, workflow: RegisteredWorkflow, host: RunHost, error
   host.append("error", `run failed: ${error.message}`, { code: error.code, ...(error.step ? { step: error.step } : {}) });
   return finish("failed", error, at);
 }
-

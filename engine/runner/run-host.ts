@@ -1,9 +1,11 @@
-import { mapStack } from "../../sandbox/index.js";
-import type { HostHandler } from "../../sandbox/index.js";
+import { mapStack, readGuestError, stepNameProblem, type GuestError, type HostFaultHandler, type HostHandler } from "../../sandbox/index.js";
 import { LOG_LEVELS, type Lease, type LogLevel, type LogRecord, type RunRecord, type Storage } from "../../storage/types.js";
-import { BifrostError, type ErrorData } from "../../common/errors.js";
+import { BifrostError, ERROR_CODES, type ErrorData } from "../../common/errors.js";
+import { capString } from "../../common/json-bounds.js";
 import type { EngineEvents } from "../events.js";
 import type { Logger } from "../logger.js";
+import { HostFaults, storageFault } from "./faults.js";
+import { boundLogData, resultProblem } from "./result-bounds.js";
 
 export interface RunHostLimits {
   maxLogLines: number;
@@ -32,17 +34,23 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
-/** Checks a value the guest asked to store; JSON-ness was already enforced inside the sandbox. */
-export function checkResultSize(value: unknown, maxBytes: number, what: string): void {
-  const bytes = Buffer.byteLength(JSON.stringify(value ?? null));
-  if (bytes > maxBytes) {
-    throw new BifrostError("RESULT_TOO_LARGE", `${what} is ${bytes} bytes; the limit is ${maxBytes} bytes`);
-  }
+function isLogLevel(v: unknown): v is LogLevel {
+  return typeof v === "string" && (LOG_LEVELS as readonly string[]).includes(v);
+}
+
+/** A step name the guest sent, for host-authored messages: valid, or not quoted at all. */
+function named(name: unknown, what: string): string {
+  return typeof name === "string" && stepNameProblem(name) === undefined ? `${what}("${name}")` : what;
 }
 
 /**
  * The host side of one run's ctx: log lines (sequence-numbered, written in order, mirrored to pino)
  * and durable steps. One instance per invocation; the run's lease guarantees a single writer.
+ *
+ * Everything the guest sends is checked here again (the prelude is not trusted): step names and
+ * their order, log fields, result sizes. What the host refuses, and every storage write that
+ * fails, is a host fault: recorded under an id the guest receives with the error, so a run that
+ * ends on it gets the host's code, never one the guest wrote.
  */
 export class RunHost {
   private seq: number;
@@ -50,6 +58,9 @@ export class RunHost {
   private writing: Promise<void> = Promise.resolve();
   private dropped = 0;
   private readonly log: Logger;
+  private readonly faults = new HostFaults();
+  /** Steps this invocation began, and whether they ended (a name is usable once per invocation). */
+  private readonly steps = new Map<string, "running" | "ended">();
   /** Steps committed during this invocation: a timed-out invocation that made progress may resume. */
   committedSteps = 0;
   lastFailedStep: { name: string; message: string } | undefined;
@@ -67,20 +78,78 @@ export class RunHost {
   /** The claim this invocation runs under: storage refuses its writes once the run is claimed again. */
   private readonly lease: Lease;
 
+  /** Log lines the run may still write; passed into the sandbox, which drops the rest at the source. */
+  get logBudget(): number {
+    return Math.max(0, this.deps.limits.maxLogLines - this.seq);
+  }
+
+  /** The storage fault (LEASE_LOST or STORAGE_UNAVAILABLE) that decides this invocation, if any. */
+  get storageFault(): ErrorData | undefined {
+    return this.faults.storage;
+  }
+
   readonly handler: HostHandler = async (op, args) => {
     if (!isRecord(args)) throw new BifrostError("VALIDATION_FAILED", `bad arguments for ${op}`);
     switch (op) {
       case "log":
-        this.append(LOG_LEVELS.includes(args.level as LogLevel) ? (args.level as LogLevel) : "info", String(args.msg ?? ""), args.data, typeof args.step === "string" ? args.step : undefined);
+        this.guestLog(args);
+        return null;
+      case "log.dropped":
+        if (typeof args.count === "number" && Number.isSafeInteger(args.count) && args.count > 0) this.dropped += args.count;
         return null;
       case "step.begin":
-        return this.beginStep(String(args.name));
+        return this.beginStep(args.name, args.hasFn === true);
       case "step.end":
-        return this.endStep(String(args.name), args);
+        return this.endStep(args);
+      case "chunks.check":
+        this.checkChunks(args);
+        return null;
+      case "value.notSerializable":
+        throw new BifrostError("RESULT_NOT_SERIALIZABLE", `${this.valueSubject(args)} is not JSON-serializable: ${typeof args.reason === "string" ? capString(args.reason, 200) : "unknown reason"}`);
+      case "value.tooLarge":
+        throw new BifrostError("RESULT_TOO_LARGE", `${this.valueSubject(args)} is ${typeof args.length === "number" ? args.length : "too many"} characters of JSON; the limit is ${this.deps.limits.maxResultBytes} bytes`);
       default:
         throw new BifrostError("VALIDATION_FAILED", `unknown host call "${op}"`);
     }
   };
+
+  /** Records what the host refused or failed at, and tells the guest under which fault id. */
+  readonly onFault: HostFaultHandler = (op, err) => {
+    const fault = this.faults.record(op, err);
+    if (fault.error.code === "INTERNAL" || fault.error.code === "STORAGE_UNAVAILABLE" || fault.error.code === "LEASE_LOST") {
+      this.log.warn({ op, code: fault.error.code, err: fault.error.message }, "a host call of the run failed");
+    }
+    return { code: fault.error.code, message: fault.error.message, fault: fault.id };
+  };
+
+  /**
+   * The error a guest error stands for: the host's own record when it carries a fault id the host
+   * handed out, else WORKFLOW_ERROR with the workflow's name and code kept as details.
+   */
+  errorFromGuest(e: GuestError): ErrorData {
+    const fault = e.fault === undefined ? undefined : this.faults.get(e.fault);
+    const error: ErrorData = fault
+      ? { ...fault.error }
+      : { code: "WORKFLOW_ERROR", message: e.message || e.name, fix: ERROR_CODES.WORKFLOW_ERROR.hint, details: e.code === undefined ? { name: e.name } : { name: e.name, code: e.code } };
+    if (e.stack) error.stack = e.stack;
+    return error;
+  }
+
+  /** Why the run's result cannot be stored, decided here on the parsed value. */
+  resultProblem(value: unknown): ErrorData | undefined {
+    return resultProblem(value, this.deps.limits.maxResultBytes, "the run result")?.toData();
+  }
+
+  private valueSubject(args: Record<string, unknown>): string {
+    return args.what === "step" && typeof args.name === "string" && stepNameProblem(args.name) === undefined ? `the result of step "${args.name}"` : "the run result";
+  }
+
+  private guestLog(args: Record<string, unknown>): void {
+    const level = isLogLevel(args.level) ? args.level : "info";
+    const msg = typeof args.msg === "string" ? args.msg : "";
+    const step = typeof args.step === "string" && stepNameProblem(args.step) === undefined ? args.step : undefined;
+    this.append(level, msg, args.data, step);
+  }
 
   /** Appends a log line. Engine-authored lines use this too, so everything shares one sequence. */
   append(level: LogLevel, msg: string, data?: unknown, step?: string): void {
@@ -95,11 +164,10 @@ export class RunHost {
       data = undefined;
       step = undefined;
     }
+    // Cut in characters first, so measuring a huge string in bytes costs nothing.
+    msg = capString(msg, maxLogMessageBytes + 1, "");
     if (Buffer.byteLength(msg) > maxLogMessageBytes) msg = `${Buffer.from(msg).subarray(0, maxLogMessageBytes).toString()}… [truncated]`;
-    if (data !== undefined) {
-      const bytes = Buffer.byteLength(JSON.stringify(data));
-      if (bytes > maxLogDataBytes) data = { truncated: true, bytes };
-    }
+    if (data !== undefined) data = boundLogData(data, maxLogDataBytes);
     this.seq += 1;
     const line: LogRecord = { runId: this.run.id, seq: this.seq, ts: this.deps.now(), level, msg };
     if (data !== undefined) line.data = data;
@@ -116,47 +184,82 @@ export class RunHost {
     try {
       await this.deps.storage.logs.append(this.lease, lines);
     } catch (err) {
-      this.log.error({ err, lines: lines.length }, "could not store run log lines");
+      // The guest never sees this write, but it decides the invocation like any storage fault.
+      const fault = this.faults.record("log", storageFault("the run's log lines", err));
+      this.log.error({ err, code: fault.error.code, lines: lines.length }, "could not store run log lines");
       return;
     }
     for (const line of lines) this.deps.events.emit("run:log", { runId: this.run.id, line });
   }
 
-  /** Resolves when every line appended so far is stored. */
+  /** Resolves when every line appended so far is stored (or failed to be). */
   async flush(): Promise<void> {
     let current: Promise<void>;
     do {
       current = this.writing;
       await current;
     } while (current !== this.writing);
-    if (this.dropped > 0) this.log.warn({ dropped: this.dropped }, "run log lines dropped at the per-run limit");
+    if (this.dropped > 0) {
+      this.log.warn({ dropped: this.dropped }, "run log lines dropped at the per-run limit");
+      this.dropped = 0;
+    }
   }
 
-  private async beginStep(name: string): Promise<{ done: boolean; result?: unknown }> {
-    const step = await this.deps.storage.steps.begin(this.lease, name, this.deps.now());
-    if (step.status === "succeeded") return { done: true, result: step.result };
+  /** A storage call of this invocation; its failure is a host fault, never the workflow's. */
+  private async store<T>(what: string, write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } catch (err) {
+      throw storageFault(what, err);
+    }
+  }
+
+  private async beginStep(name: unknown, hasFn: boolean): Promise<{ done: boolean; result?: unknown }> {
+    const problem = stepNameProblem(name);
+    if (problem) throw new BifrostError("STEP_INVALID", `ctx.step(name, fn): ${problem}`);
+    const stepName = name as string;
+    if (!hasFn) throw new BifrostError("STEP_INVALID", `ctx.step("${stepName}", fn): fn must be a function`);
+    if (this.steps.has(stepName)) throw new BifrostError("STEP_INVALID", `step name "${stepName}" is used twice in one run; give each step a unique name`);
+    this.steps.set(stepName, "running");
+    const step = await this.store(`step "${stepName}"`, () => this.deps.storage.steps.begin(this.lease, stepName, this.deps.now()));
+    if (step.status === "succeeded") {
+      this.steps.set(stepName, "ended");
+      return { done: true, result: step.result };
+    }
     return { done: false };
   }
 
-  private async endStep(name: string, args: Record<string, unknown>): Promise<null> {
+  private async endStep(args: Record<string, unknown>): Promise<null> {
+    const { name } = args;
+    if (typeof name !== "string" || this.steps.get(name) !== "running") {
+      throw new BifrostError("STEP_INVALID", `${named(name, "step.end")}: the step is not running in this invocation`);
+    }
     const finishedAt = this.deps.now();
     if (args.ok === true) {
-      checkResultSize(args.result, this.deps.limits.maxResultBytes, `the result of step "${name}"`);
-      await this.deps.storage.steps.finish(this.lease, name, { status: "succeeded", result: args.result ?? null, finishedAt });
+      const problem = resultProblem(args.result, this.deps.limits.maxResultBytes, `the result of step "${name}"`);
+      if (problem) throw problem;
+      await this.store(`the result of step "${name}"`, () => this.deps.storage.steps.finish(this.lease, name, { status: "succeeded", result: args.result ?? null, finishedAt }));
+      this.steps.set(name, "ended");
       this.committedSteps += 1;
       this.deps.events.emit("step:finished", { runId: this.run.id, name, status: "succeeded" });
       return null;
     }
-    const raw = isRecord(args.error) ? args.error : {};
-    const error: ErrorData = {
-      code: typeof raw.code === "string" ? raw.code : "WORKFLOW_ERROR",
-      message: String(raw.message ?? "step failed"),
-      step: name,
-    };
-    if (typeof raw.stack === "string") error.stack = mapStack(raw.stack, this.deps.sourceMap);
+    const guest = readGuestError(args.error);
+    if (guest.stack) guest.stack = mapStack(guest.stack, this.deps.sourceMap);
+    const error: ErrorData = { ...this.errorFromGuest(guest), step: name };
     this.lastFailedStep = { name, message: error.message };
-    await this.deps.storage.steps.finish(this.lease, name, { status: "failed", error, finishedAt });
+    await this.store(`the failure of step "${name}"`, () => this.deps.storage.steps.finish(this.lease, name, { status: "failed", error, finishedAt }));
+    this.steps.set(name, "ended");
     this.deps.events.emit("step:finished", { runId: this.run.id, name, status: "failed" });
     return null;
+  }
+
+  private checkChunks(args: Record<string, unknown>): void {
+    const problem = stepNameProblem(args.name);
+    if (problem) throw new BifrostError("STEP_INVALID", `ctx.chunks(name, items, { size }, fn): ${problem}`);
+    const what = named(args.name, "ctx.chunks");
+    if (args.items !== true) throw new BifrostError("STEP_INVALID", `${what}: items must be an array`);
+    if (typeof args.size !== "number" || !Number.isInteger(args.size) || args.size < 1) throw new BifrostError("STEP_INVALID", `${what}: size must be a positive integer`);
+    if (args.hasFn !== true) throw new BifrostError("STEP_INVALID", `${what}: fn must be a function`);
   }
 }

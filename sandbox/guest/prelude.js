@@ -2,95 +2,173 @@
 // function taking an op name and JSON, resolving to a JSON envelope), keeps it in this closure and
 // returns the entry point the host calls. Nothing here may hand a host object to user code: every
 // value that crosses is a JSON string.
+//
+// The host trusts nothing that comes from here: workflow code shares this realm and can replace
+// built-ins. So this file decides no engine outcome. It cuts values to the host's bounds first (so
+// huge values are never copied out), and it reports what only it can see (a value JSON cannot
+// encode) through host ops that can record nothing but that one fault.
 (function bifrostPrelude(host) {
   "use strict";
   // WebAssembly memory escapes memoryLimit, and Atomics.wait can park a sandbox thread.
   for (const name of ["WebAssembly", "SharedArrayBuffer", "Atomics"]) delete globalThis[name];
+
+  // Taken before workflow code runs, so that replacing them cannot bend what is sent to the host.
+  const stringify = JSON.stringify;
+  const parse = JSON.parse;
+  const freeze = Object.freeze;
+  const defineProperty = Object.defineProperty;
+
+  // Mirrors of the host's bounds (sandbox/bounds.ts); the host enforces its own copy.
+  const VALUE_DEPTH = 64;
+  const BRIDGE_CHARS = 4 * 1024 * 1024;
+  const MAX_LOG_MESSAGE = 16 * 1024;
+  const MAX_LOG_DATA = 128 * 1024;
+  const MAX_ERROR_MESSAGE = 8 * 1024;
+  const MAX_STACK = 16 * 1024;
+  const MAX_NAME = 200;
+  const MAX_STEP_NAME = 200;
 
   const LEVELS = ["debug", "info", "warn", "error"];
   const pending = new Set();
   let def;
   let currentSteps = [];
   let abortState = { aborted: false, reason: undefined, listeners: [] };
+  let logBudget = Infinity;
+  let logDropped = 0;
 
-  function serializeError(err) {
-    if (err instanceof Error) {
-      const out = { name: err.name, message: String(err.message), stack: typeof err.stack === "string" ? err.stack : undefined };
-      if (typeof err.code === "string") out.code = err.code;
-      return out;
-    }
-    return { name: "Error", message: typeof err === "string" ? err : safeString(err) };
+  // One character over the bound, so the host still sees that a value was cut (and marks it).
+  function cut(value, max) {
+    return value.length > max ? value.slice(0, max + 1) : value;
   }
 
   function safeString(value) {
     try {
-      return JSON.stringify(value) ?? String(value);
+      const json = stringify(value);
+      return typeof json === "string" ? json : String(value);
     } catch {
-      return String(value);
+      try {
+        return String(value);
+      } catch {
+        return "[a value that cannot be shown]";
+      }
     }
   }
 
-  function bifrostError(code, message) {
-    const err = new Error(message);
+  function serializeError(err) {
+    try {
+      if (err instanceof Error) {
+        const out = { name: cut(String(err.name), MAX_NAME), message: cut(String(err.message), MAX_ERROR_MESSAGE) };
+        const stack = err.stack;
+        if (typeof stack === "string") out.stack = cut(stack, MAX_STACK);
+        if (typeof err.code === "string") out.code = cut(err.code, MAX_NAME);
+        if (typeof err.fault === "string") out.fault = cut(err.fault, 64);
+        return out;
+      }
+      return { name: "Error", message: cut(typeof err === "string" ? err : safeString(err), MAX_ERROR_MESSAGE) };
+    } catch {
+      return { name: "Error", message: "the workflow threw a value that cannot be read" };
+    }
+  }
+
+  /** An error raised here from a host reply; `fault` names the fault the host recorded. */
+  function hostError(error) {
+    const err = new Error(typeof error.message === "string" ? error.message : "the host call failed");
     err.name = "BifrostError";
-    err.code = code;
+    err.code = typeof error.code === "string" ? error.code : "INTERNAL";
+    if (typeof error.fault === "string") err.fault = error.fault;
     return err;
   }
 
-  function toJson(value, what) {
-    try {
-      return JSON.stringify(value === undefined ? null : value);
-    } catch (err) {
-      throw bifrostError("RESULT_NOT_SERIALIZABLE", `${what} is not JSON-serializable: ${err && err.message}`);
+  /** Nesting depth of JSON text, strings skipped; stops counting past `limit`. */
+  function textDepth(text, limit) {
+    let depth = 0;
+    let inString = false;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (inString) {
+        if (c === 0x5c) i++;
+        else if (c === 0x22) inString = false;
+      } else if (c === 0x22) inString = true;
+      else if (c === 0x5b || c === 0x7b) {
+        if (++depth > limit) return depth;
+      } else if (c === 0x5d || c === 0x7d) depth--;
     }
+    return 0;
   }
 
-  async function call(op, args) {
-    const raw = await host.apply(undefined, [op, toJson(args, `arguments of ${op}`)], {
+  async function callJson(op, argsJson) {
+    const raw = await host.apply(undefined, [op, argsJson], {
       arguments: { copy: true },
       result: { promise: true, copy: true },
     });
-    const envelope = JSON.parse(raw);
+    const envelope = parse(raw);
     if (envelope.ok) return envelope.value;
-    throw bifrostError(envelope.error.code, envelope.error.message);
+    throw hostError(envelope.error);
   }
 
-  function send(op, args) {
-    const p = call(op, args).catch(() => {});
+  function call(op, args) {
+    return callJson(op, stringify(args));
+  }
+
+  function send(op, argsJson) {
+    const p = callJson(op, argsJson).catch(() => {});
     pending.add(p);
     p.finally(() => pending.delete(p));
   }
 
-  // The host enforces the real limits; cutting here first keeps huge lines from being copied out.
-  const MAX_MESSAGE = 16 * 1024;
-  const MAX_DATA = 128 * 1024;
+  /**
+   * JSON of a value the workflow hands back (a step or run result), within the host's bounds. What
+   * breaks them is reported to the host, which records the fault and answers with the error thrown.
+   */
+  async function resultJson(value, what, name) {
+    let json;
+    try {
+      json = stringify(value === undefined ? null : value);
+    } catch (err) {
+      await call("value.notSerializable", { what, name, reason: cut(String(err && err.message), MAX_ERROR_MESSAGE) });
+    }
+    if (typeof json !== "string") json = "null"; // a function or symbol: JSON has no encoding, like undefined
+    if (json.length > BRIDGE_CHARS) await call("value.tooLarge", { what, name, length: json.length });
+    if (textDepth(json, VALUE_DEPTH) > VALUE_DEPTH) await call("value.notSerializable", { what, name, reason: `nested deeper than ${VALUE_DEPTH} levels` });
+    return json;
+  }
+
+  function logData(data) {
+    let json;
+    try {
+      json = stringify(data);
+    } catch {
+      json = stringify(safeString(data));
+    }
+    if (typeof json !== "string") return "null";
+    if (json.length > MAX_LOG_DATA) return stringify({ truncated: true, bytes: json.length });
+    if (textDepth(json, VALUE_DEPTH) > VALUE_DEPTH) return stringify({ truncated: true, reason: `RESULT_NOT_SERIALIZABLE: nested deeper than ${VALUE_DEPTH} levels` });
+    return json;
+  }
 
   function log(level, message, data) {
-    let msg = typeof message === "string" ? message : safeString(message);
-    if (msg.length > MAX_MESSAGE) msg = msg.slice(0, MAX_MESSAGE);
-    const line = { level, msg };
-    if (data !== undefined) {
-      let json;
-      try {
-        json = JSON.stringify(data);
-      } catch {
-        json = JSON.stringify(safeString(data));
-      }
-      line.data = json === undefined ? null : json.length > MAX_DATA ? { truncated: true, bytes: json.length } : JSON.parse(json);
+    // Past the run's log budget a line is only counted: a flood never leaves the sandbox.
+    if (logBudget <= 0) {
+      logDropped += 1;
+      return;
     }
+    logBudget -= 1;
+    const msg = cut(typeof message === "string" ? message : safeString(message), MAX_LOG_MESSAGE);
+    let json = `{"level":${stringify(level)},"msg":${stringify(msg)}`;
+    if (data !== undefined) json += `,"data":${logData(data)}`;
     const step = currentSteps[currentSteps.length - 1];
-    if (step !== undefined) line.step = step;
-    send("log", line);
+    if (step !== undefined) json += `,"step":${stringify(step)}`;
+    send("log", `${json}}`);
   }
 
   function makeLog() {
     const out = {};
     for (const level of LEVELS) out[level] = (message, data) => log(level, message, data);
-    return Object.freeze(out);
+    return freeze(out);
   }
 
   function makeSignal() {
-    return Object.freeze({
+    return freeze({
       get aborted() {
         return abortState.aborted;
       },
@@ -104,30 +182,27 @@
         abortState.listeners = abortState.listeners.filter((l) => l !== fn);
       },
       throwIfAborted() {
-        if (abortState.aborted) throw bifrostError("RUN_ABORTED", String(abortState.reason));
+        // Only a message for the workflow: whether the run stopped at the engine's request is the host's to know.
+        if (abortState.aborted) throw hostError({ code: "RUN_ABORTED", message: String(abortState.reason) });
       },
     });
   }
 
+  // Step names are validated by the host (step.begin); only a bounded prefix is ever sent.
+  function stepName(name) {
+    return typeof name === "string" ? cut(name, MAX_STEP_NAME) : null;
+  }
+
   function makeCtx(input) {
-    const usedSteps = new Set();
     async function step(name, fn) {
-      if (typeof name !== "string" || name.length === 0 || name.length > 200) {
-        throw bifrostError("STEP_INVALID", "ctx.step(name, fn): name must be a non-empty string of at most 200 characters");
-      }
-      if (typeof fn !== "function") throw bifrostError("STEP_INVALID", `ctx.step("${name}", fn): fn must be a function`);
-      if (usedSteps.has(name)) {
-        throw bifrostError("STEP_INVALID", `step name "${name}" is used twice in one run; give each step a unique name`);
-      }
-      usedSteps.add(name);
-      const begun = await call("step.begin", { name });
+      const begun = await call("step.begin", { name: stepName(name), hasFn: typeof fn === "function" });
       if (begun.done) return begun.result;
       currentSteps.push(name);
       try {
         const value = await fn();
-        const json = toJson(value, `the result of step "${name}"`);
-        await call("step.end", { name, ok: true, result: JSON.parse(json) });
-        return JSON.parse(json);
+        const json = await resultJson(value, "step", name);
+        await callJson("step.end", `{"name":${stringify(name)},"ok":true,"result":${json}}`);
+        return parse(json);
       } catch (err) {
         await call("step.end", { name, ok: false, error: serializeError(err) }).catch(() => {});
         throw err;
@@ -141,9 +216,8 @@
         fn = options;
         options = {};
       }
-      if (!Array.isArray(items)) throw bifrostError("STEP_INVALID", `ctx.chunks("${name}"): items must be an array`);
       const size = options && options.size !== undefined ? options.size : 100;
-      if (!Number.isInteger(size) || size < 1) throw bifrostError("STEP_INVALID", `ctx.chunks("${name}"): size must be a positive integer`);
+      await call("chunks.check", { name: stepName(name), items: Array.isArray(items), size: typeof size === "number" ? size : null, hasFn: typeof fn === "function" });
       const results = [];
       for (let i = 0, index = 0; i < items.length; i += size, index++) {
         const batch = items.slice(i, i + size);
@@ -153,8 +227,8 @@
       return results;
     }
 
-    return Object.freeze({
-      run: Object.freeze({ ...input.run }),
+    return freeze({
+      run: freeze({ ...input.run }),
       log: makeLog(),
       step,
       chunks,
@@ -167,18 +241,54 @@
   const CONSOLE_LEVELS = { log: "info", info: "info", debug: "debug", warn: "warn", error: "error" };
   const sandboxConsole = {};
   for (const [method, level] of Object.entries(CONSOLE_LEVELS)) sandboxConsole[method] = (...args) => log(level, text(args));
-  globalThis.console = Object.freeze(sandboxConsole);
+  globalThis.console = freeze(sandboxConsole);
+
+  // Names a newcomer reaches for. Each is built here, from nothing of the host's, and says what to
+  // use instead rather than "is not defined".
+  function unavailable(name, instead) {
+    const fn = function () {
+      throw new TypeError(`${name}() is not available in a Bifrost workflow: ${instead}`);
+    };
+    defineProperty(fn, "name", { value: name });
+    return freeze(fn);
+  }
+  const TIMERS = "use ctx.sleep(duration) (coming in a later release); the sandbox has no timers";
+  const GLOBALS = {
+    fetch: "use ctx.http (coming in a later release)",
+    setTimeout: TIMERS,
+    setInterval: TIMERS,
+    setImmediate: TIMERS,
+    clearTimeout: TIMERS,
+    clearInterval: TIMERS,
+    require: "import npm packages with `import` instead (they are bundled with the module); Node built-ins are not available",
+  };
+  for (const [name, instead] of Object.entries(GLOBALS)) {
+    defineProperty(globalThis, name, { value: unavailable(name, instead), writable: true, configurable: true });
+  }
+  // process.env is where settings and secrets used to live. NODE_ENV stays readable: bundled npm
+  // packages commonly branch on it.
+  const env = new Proxy(freeze({}), {
+    get(_target, key) {
+      if (key === "NODE_ENV") return "production";
+      throw new TypeError(`process.env is not available in a Bifrost workflow: use ctx.config.get(key) and ctx.secrets.get(key) (coming in a later release)`);
+    },
+  });
+  defineProperty(globalThis, "process", {
+    value: freeze({ env, exit: unavailable("process.exit", "return from run() or throw an error to end the run") }),
+    writable: true,
+    configurable: true,
+  });
 
   function load() {
     if (def !== undefined) return def;
     const factory = globalThis.__bifrost_factory;
     delete globalThis.__bifrost_factory;
-    if (typeof factory !== "function") throw bifrostError("WORKFLOW_INVALID", "the workflow module was not loaded");
+    if (typeof factory !== "function") throw new Error("the workflow module was not loaded");
     const module = { exports: {} };
     factory(module, module.exports);
     const exported = module.exports && module.exports.__esModule ? module.exports.default : module.exports.default ?? module.exports;
     if (exported === null || typeof exported !== "object" || typeof exported.run !== "function") {
-      throw bifrostError("WORKFLOW_INVALID", "the module must `export default workflow({ name, run(ctx, params) { ... } })`");
+      throw new Error("the module must `export default workflow({ name, run(ctx, params) { ... } })`");
     }
     def = exported;
     return def;
@@ -188,34 +298,58 @@
     while (pending.size > 0) await Promise.all([...pending]);
   }
 
-  async function invoke(kind, inputJson) {
+  async function endOfInvocation() {
+    await flush();
+    if (logDropped > 0) {
+      const dropped = logDropped;
+      logDropped = 0;
+      await call("log.dropped", { count: dropped }).catch(() => {});
+    }
+  }
+
+  async function handle(kind, inputJson) {
     try {
       if (kind === "abort") {
         if (!abortState.aborted) {
           abortState.aborted = true;
-          abortState.reason = JSON.parse(inputJson);
+          abortState.reason = parse(inputJson);
           for (const fn of abortState.listeners) {
             try {
               fn({ type: "abort" });
             } catch {}
           }
         }
-        return JSON.stringify({ ok: true, value: null });
+        return stringify({ ok: true, value: null });
       }
       const workflow = load();
       if (kind === "meta") {
         const meta = {};
         for (const key of Object.keys(workflow)) if (typeof workflow[key] !== "function") meta[key] = workflow[key];
-        return JSON.stringify({ ok: true, value: JSON.parse(toJson(meta, "the workflow definition")) });
+        let json;
+        try {
+          json = stringify(meta);
+        } catch (err) {
+          throw new Error(`the workflow definition is not JSON-serializable: ${err && err.message}`);
+        }
+        return `{"ok":true,"value":${json}}`;
       }
-      const input = JSON.parse(inputJson);
+      const input = parse(inputJson);
+      if (typeof input.logBudget === "number") logBudget = input.logBudget;
       const value = await workflow.run(makeCtx(input), input.params);
-      const json = toJson(value, "the run result");
-      await flush();
+      const json = await resultJson(value, "run", null);
+      await endOfInvocation();
       return `{"ok":true,"value":${json}}`;
     } catch (err) {
-      await flush();
-      return JSON.stringify({ ok: false, error: serializeError(err) });
+      await endOfInvocation().catch(() => {});
+      return stringify({ ok: false, error: serializeError(err) });
+    }
+  }
+
+  async function invoke(kind, inputJson) {
+    try {
+      return await handle(kind, inputJson);
+    } catch {
+      return '{"ok":false,"error":{"name":"Error","message":"the workflow broke the sandbox prelude (did it replace built-ins?)"}}';
     }
   }
 

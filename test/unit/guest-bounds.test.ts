@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { capStack, GUEST_BOUNDS, readGuestError, stepNameProblem } from "../../sandbox/bounds.js";
 import { cpuBudgetSpent } from "../../sandbox/cpu.js";
+import { parseHostArgs, readEnvelope } from "../../sandbox/envelope.js";
 import { firstUserFrame, mapStack, parseFrameLocation } from "../../sandbox/stack.js";
 
 // A stack of this shape made the old frame regex backtrack quadratically (24,000 repeats took 14 s
@@ -80,5 +81,30 @@ describe("CPU budget", () => {
     expect(cpuBudgetSpent(3_000_000_000n, 400_000, 2000)).toBe(false);
     expect(cpuBudgetSpent(1_000_000_000n, 5_000_000, 2000)).toBe(false);
     expect(cpuBudgetSpent(2_000_000_001n, 2_000_001, 2000)).toBe(true);
+  });
+});
+
+describe("the bridge", () => {
+  const deep = (n: number) => "[".repeat(n) + "]".repeat(n);
+
+  it("refuses host-call arguments that are too long or too deep before parsing them", () => {
+    expect(parseHostArgs("log", '{"level":"info","msg":"hi"}')).toEqual({ level: "info", msg: "hi" });
+    expect(() => parseHostArgs("step.end", `{"result":"${"x".repeat(GUEST_BOUNDS.bridgeChars)}"}`)).toThrow(
+      expect.objectContaining({ code: "RESULT_TOO_LARGE", message: expect.stringMatching(/^a step result is \d+ characters of JSON/) }),
+    );
+    expect(() => parseHostArgs("step.end", `{"result":${deep(10_000)}}`)).toThrow(expect.objectContaining({ code: "RESULT_NOT_SERIALIZABLE", message: "a step result is nested deeper than 64 levels" }));
+    expect(() => parseHostArgs("log", 42)).toThrow(expect.objectContaining({ code: "VALIDATION_FAILED" }));
+    // A value 64 levels deep is allowed; it sits at depth 65 of the arguments.
+    expect(parseHostArgs("step.end", `{"result":${deep(64)}}`)).toBeTruthy();
+  });
+
+  it("reads the invocation envelope within bounds, whatever the guest handed back", () => {
+    expect(readEnvelope('{"ok":true,"value":[1]}')).toEqual({ kind: "returned", value: [1] });
+    expect(readEnvelope(`{"ok":true,"value":${deep(10_000)}}`)).toEqual({ kind: "refused", code: "RESULT_NOT_SERIALIZABLE", message: "the value the run returned is nested deeper than 64 levels" });
+    expect(readEnvelope(`{"ok":true,"value":"${"x".repeat(GUEST_BOUNDS.bridgeChars)}"}`)).toMatchObject({ kind: "refused", code: "RESULT_TOO_LARGE" });
+    const threw = readEnvelope(JSON.stringify({ ok: false, error: { name: "Error", message: "E".repeat(100_000), code: "RUN_CANCELLED" } }));
+    expect(threw).toMatchObject({ kind: "threw", error: { name: "Error", code: "RUN_CANCELLED" } });
+    expect(threw.kind === "threw" && threw.error.message.length).toBe(GUEST_BOUNDS.errorMessageChars);
+    for (const raw of [{ ok: true }, "not json", '{"ok":"yes"}', "[1]"]) expect(readEnvelope(raw)).toMatchObject({ kind: "threw", error: { message: expect.stringMatching(/unreadable result/) } });
   });
 });
