@@ -1,9 +1,11 @@
 import { Migrator, sql, type ExpressionBuilder, type Kysely, type Selectable } from "kysely";
 import { BifrostError, ERROR_CODES, type ErrorData } from "../common/errors.js";
+import { keyRepository } from "./keys-repository.js";
 import { CodeMigrationProvider } from "./migrations.js";
 import type { Database, LogsTable, RunsTable, StepsTable, WorkflowsTable } from "./schema.js";
 import {
   LOG_LEVELS,
+  type KeyRepository,
   type Lease,
   type LogRecord,
   type LogRepository,
@@ -102,6 +104,7 @@ export class KyselyStorage implements Storage {
   readonly runs: RunRepository;
   readonly steps: StepRepository;
   readonly logs: LogRepository;
+  readonly keys: KeyRepository;
 
   constructor(
     readonly db: Kysely<Database>,
@@ -112,6 +115,7 @@ export class KyselyStorage implements Storage {
     this.runs = runRepository(db, dialect);
     this.steps = stepRepository(db);
     this.logs = logRepository(db);
+    this.keys = keyRepository(db);
   }
 
   async migrate(): Promise<void> {

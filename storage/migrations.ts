@@ -88,6 +88,22 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable("runs").addColumn("lease_token", "integer", (c) => c.notNull().defaultTo(0)).execute();
       },
     },
+    "0003_api_keys": {
+      async up(db: Kysely<unknown>) {
+        // Only a hash of each key is kept: the key itself is shown once, when it is created.
+        await db.schema
+          .createTable("api_keys")
+          .addColumn("id", "text", (c) => c.primaryKey())
+          .addColumn("name", "text", (c) => c.notNull())
+          .addColumn("role", "text", (c) => c.notNull())
+          .addColumn("org", "text")
+          .addColumn("key_hash", "text", (c) => c.notNull())
+          .addColumn("created_at", time, (c) => c.notNull())
+          .addColumn("last_used_at", time)
+          .addColumn("revoked_at", time)
+          .execute();
+      },
+    },
   };
 }
 

@@ -58,7 +58,20 @@ export interface LogsTable {
   step: string | null;
 }
 
+export interface ApiKeysTable {
+  id: string;
+  name: string;
+  role: string;
+  org: string | null;
+  /** SHA-256 (hex) of the whole key; the key itself is never stored. */
+  key_hash: string;
+  created_at: number;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
 export interface Database {
+  api_keys: ApiKeysTable;
   workflows: WorkflowsTable;
   runs: RunsTable;
   steps: StepsTable;

@@ -164,9 +164,41 @@ export interface LogRepository {
   maxSeq(runId: string): Promise<number>;
 }
 
+/** What an API key may do; the rules are in engine/auth/roles.ts. */
+export type KeyRole = "admin" | "operator" | "viewer";
+export const KEY_ROLES: readonly KeyRole[] = ["admin", "operator", "viewer"];
+
+export interface ApiKeyRecord {
+  id: string;
+  name: string;
+  role: KeyRole;
+  /** The org the key is limited to; null for a key that sees every org. */
+  org: string | null;
+  /** SHA-256 (hex) of the whole key: the key itself is shown once and never stored. */
+  hash: string;
+  createdAt: number;
+  lastUsedAt: number | null;
+  revokedAt: number | null;
+}
+
+export type NewApiKey = Omit<ApiKeyRecord, "lastUsedAt" | "revokedAt">;
+
+export interface KeyRepository {
+  create(key: NewApiKey): Promise<void>;
+  /** Inserts `key` only if no key (not even a revoked one) exists, atomically; false when one does. */
+  createFirst(key: NewApiKey): Promise<boolean>;
+  get(id: string): Promise<ApiKeyRecord | undefined>;
+  /** Oldest first. */
+  list(): Promise<ApiKeyRecord[]>;
+  /** Sets `revokedAt` unless it is set already; the key as it now stands, undefined if there is none. */
+  revoke(id: string, now: number): Promise<ApiKeyRecord | undefined>;
+  touch(id: string, now: number): Promise<void>;
+}
+
 /** The engine's whole view of the database. SQLite and PostgreSQL implement the same interface. */
 export interface Storage {
   readonly dialect: "sqlite" | "postgres";
+  readonly keys: KeyRepository;
   readonly workflows: WorkflowRepository;
   readonly runs: RunRepository;
   readonly steps: StepRepository;
