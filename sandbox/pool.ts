@@ -119,8 +119,17 @@ export class IsolatePool {
     return this.idle.length;
   }
 
+  /**
+   * Disposes the idle isolates and waits for isolates still being torn down. isolated-vm frees an
+   * isolate that was stopped while it ran (memory limit, CPU or deadline kill) on its own thread,
+   * after the run has already been decided; `process.exit()` during that free segfaults, because
+   * Node's exit tears down the V8 platform without running isolated-vm's exit hook (which would
+   * wait). The free holds isolated-vm's allocator lock, which creating an isolate takes too: making
+   * and disposing a tiny isolate returns only once no free is in progress.
+   */
   close(): void {
     this.closed = true;
     for (const entry of this.idle.splice(0)) if (!entry.isolate.isDisposed) entry.isolate.dispose();
+    new ivm.Isolate({ memoryLimit: 8 }).dispose();
   }
 }
