@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { BifrostError } from "../common/errors.js";
 import { EngineEvents } from "../engine/events.js";
 import { compileModule } from "../engine/registry/compile.js";
+import { validateDefinition } from "../engine/registry/definition.js";
 import type { RegisteredWorkflow, WorkflowRegistry } from "../engine/registry/registry.js";
 import { executeRun, type ExecuteDeps } from "../engine/runner/execute.js";
 import { DEFAULT_RUN_HOST_LIMITS, RunHost } from "../engine/runner/run-host.js";
@@ -84,8 +85,10 @@ async function workflow(body: string): Promise<RegisteredWorkflow> {
   const dir = tempDir("bifrost-wf-");
   writeFiles(dir, { "w.ts": workflowSource("w", body) });
   const module = await compileModule({ kind: "file", file: `${dir}/w.ts` });
+  const validated = validateDefinition({ name: "w", timeout: "1m", chunkTimeout: "1m", retry: { attempts: 1 } });
+  if (!validated.ok) throw new Error(validated.problems.join("; "));
   return {
-    definition: { name: "w", description: null, params: {}, schedule: null, timeoutMs: 60_000, chunkTimeoutMs: 60_000, retry: { attempts: 1, backoff: "fixed", delayMs: 0, maxDelayMs: 0 } },
+    definition: validated.definition,
     version: "v1",
     sourceKind: "file",
     file: `${dir}/w.ts`,
