@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { BifrostError } from "../common/errors.js";
+import { keyFromEnv } from "./secrets/key.js";
 
 /** Engine configuration, as read from the environment (the README's configuration table). Every field has a default. */
 export interface EngineConfig {
@@ -34,6 +35,8 @@ export interface EngineConfig {
   watch: boolean;
   /** Identifies this process in run leases. */
   owner: string;
+  /** Key that seals stored secrets (BIFROST_SECRET_KEY); unset means <dataDir>/secret.key. Never logged. */
+  secretKey: string | undefined;
 }
 
 type Env = Record<string, string | undefined>;
@@ -98,6 +101,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<EngineConf
     shutdownGraceMs: int(env, "BIFROST_SHUTDOWN_GRACE_MS", 10_000, 0, 3_600_000),
     watch: bool(env, "BIFROST_WATCH", true),
     owner: `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`,
+    // Checked here so a malformed key is CONFIG_INVALID before anything opens.
+    secretKey: keyFromEnv(env.BIFROST_SECRET_KEY) ? env.BIFROST_SECRET_KEY : undefined,
     ...overrides,
   };
   if (!LOG_LEVELS.includes(config.logLevel)) {

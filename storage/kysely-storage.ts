@@ -1,6 +1,8 @@
 import { Migrator, sql, type ExpressionBuilder, type Kysely, type Selectable } from "kysely";
 import { BifrostError, ERROR_CODES, type ErrorData } from "../common/errors.js";
 import { keyRepository } from "./keys-repository.js";
+import { secretKeyCheckRepository, webhookSecretRepository } from "./webhook-secrets-repository.js";
+import { workflowVersionRepository } from "./workflow-versions-repository.js";
 import { CodeMigrationProvider } from "./migrations.js";
 import type { Database, LogsTable, RunsTable, StepsTable, WorkflowsTable } from "./schema.js";
 import {
@@ -101,10 +103,13 @@ const PROBE_BUDGET_MS = 500;
 
 export class KyselyStorage implements Storage {
   readonly workflows: WorkflowRepository;
+  readonly workflowVersions: ReturnType<typeof workflowVersionRepository>;
   readonly runs: RunRepository;
   readonly steps: StepRepository;
   readonly logs: LogRepository;
   readonly keys: KeyRepository;
+  readonly webhookSecrets: ReturnType<typeof webhookSecretRepository>;
+  readonly secretKeyCheck: ReturnType<typeof secretKeyCheckRepository>;
 
   constructor(
     readonly db: Kysely<Database>,
@@ -112,10 +117,13 @@ export class KyselyStorage implements Storage {
     private readonly options: KyselyStorageOptions,
   ) {
     this.workflows = workflowRepository(db);
+    this.workflowVersions = workflowVersionRepository(db);
     this.runs = runRepository(db, dialect);
     this.steps = stepRepository(db);
     this.logs = logRepository(db);
     this.keys = keyRepository(db);
+    this.webhookSecrets = webhookSecretRepository(db);
+    this.secretKeyCheck = secretKeyCheckRepository(db);
   }
 
   async migrate(): Promise<void> {

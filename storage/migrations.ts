@@ -104,6 +104,56 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    "0004_workflow_versions": {
+      async up(db: Kysely<unknown>) {
+        // The bundle of every version that is current or that a queued or running run still needs
+        // (storage/workflow-versions-repository.ts sweeps the others): a run executes the version it
+        // was triggered with. Versions are content hashes, so a row never changes once written.
+        await db.schema
+          .createTable("workflow_versions")
+          .addColumn("name", "text", (c) => c.notNull())
+          .addColumn("version", "text", (c) => c.notNull())
+          .addColumn("code", "text", (c) => c.notNull())
+          .addColumn("source_map", "text", (c) => c.notNull())
+          .addColumn("meta", "text", (c) => c.notNull())
+          .addColumn("created_at", time, (c) => c.notNull())
+          // Where the version came from, so that a run of it reads as the registration it was.
+          .addColumn("source_kind", "text", (c) => c.notNull())
+          .addColumn("file", "text")
+          .addColumn("source", "text", (c) => c.notNull())
+          .addPrimaryKeyConstraint("workflow_versions_pk", ["name", "version"])
+          .execute();
+        await sql`insert into workflow_versions (name, version, code, source_map, meta, created_at, source_kind, file, source)
+                  select name, version, code, source_map, meta, updated_at, source_kind, file, source from workflows`.execute(db);
+        // What the sweep asks for each version: is any unfinished run still on it?
+        await db.schema
+          .createIndex("runs_unfinished_version")
+          .on("runs")
+          .columns(["workflow", "workflow_version"])
+          .where(sql.ref("status"), "in", sql`('queued', 'running')`)
+          .execute();
+      },
+    },
+    "0006_webhooks": {
+      async up(db: Kysely<unknown>) {
+        // Sealed with the engine's secret key (engine/secrets): AES-256-GCM, never stored in the clear.
+        await db.schema
+          .createTable("webhook_secrets")
+          .addColumn("workflow", "text", (c) => c.primaryKey())
+          .addColumn("secret", "text", (c) => c.notNull())
+          .addColumn("created_at", time, (c) => c.notNull())
+          .addColumn("rotated_at", time)
+          .execute();
+        // One row: a one-way fingerprint of the key that sealed this database's secrets, so that a
+        // wrong key is refused at startup instead of failing to open secrets later.
+        await db.schema
+          .createTable("secret_key_check")
+          .addColumn("id", "text", (c) => c.primaryKey())
+          .addColumn("fingerprint", "text", (c) => c.notNull())
+          .addColumn("created_at", time, (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

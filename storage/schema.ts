@@ -14,6 +14,19 @@ export interface WorkflowsTable {
   updated_at: number;
 }
 
+/** A version's bundle, kept while it is current or a queued or running run needs it. */
+export interface WorkflowVersionsTable {
+  name: string;
+  version: string;
+  code: string;
+  source_map: string;
+  meta: string;
+  created_at: number;
+  source_kind: string;
+  file: string | null;
+  source: string;
+}
+
 export interface RunsTable {
   id: string;
   workflow: string;
@@ -70,9 +83,26 @@ export interface ApiKeysTable {
   revoked_at: number | null;
 }
 
+export interface WebhookSecretsTable {
+  workflow: string;
+  /** Sealed (engine/secrets/seal.ts), never the secret itself. */
+  secret: string;
+  created_at: number;
+  rotated_at: number | null;
+}
+
+export interface SecretKeyCheckTable {
+  id: string;
+  fingerprint: string;
+  created_at: number;
+}
+
 export interface Database {
+  webhook_secrets: WebhookSecretsTable;
+  secret_key_check: SecretKeyCheckTable;
   api_keys: ApiKeysTable;
   workflows: WorkflowsTable;
+  workflow_versions: WorkflowVersionsTable;
   runs: RunsTable;
   steps: StepsTable;
   logs: LogsTable;

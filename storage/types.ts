@@ -120,6 +120,37 @@ export interface WorkflowRepository {
   delete(name: string): Promise<boolean>;
 }
 
+/** One version of a workflow: what a run triggered with it executes. */
+export interface WorkflowVersionRecord {
+  name: string;
+  version: string;
+  code: string;
+  sourceMap: string;
+  meta: unknown;
+  createdAt: number;
+  sourceKind: "file" | "api";
+  file: string | null;
+  /** The module text as registered. */
+  source: string;
+}
+
+/**
+ * The bundles of workflow versions. A version is stored while it is a workflow's current version or
+ * a queued or running run was triggered with it; `sweep` drops the others.
+ */
+export interface WorkflowVersionRepository {
+  /** Stores a version unless it is stored already (a version's content never changes). */
+  put(record: WorkflowVersionRecord): Promise<void>;
+  get(name: string, version: string): Promise<WorkflowVersionRecord | undefined>;
+  /** Versions stored for a workflow, oldest first. */
+  list(name: string): Promise<{ version: string; createdAt: number }[]>;
+  /**
+   * Deletes at most `limit` versions (of `name`, or of any workflow) that are not current and that
+   * no queued or running run uses; returns how many it deleted.
+   */
+  sweep(options: { name?: string; limit: number }): Promise<number>;
+}
+
 export interface RunRepository {
   /** Inserts a run; with an idempotency key that already exists, returns the existing run instead. */
   create(run: NewRun): Promise<{ run: RunRecord; created: boolean }>;
@@ -195,11 +226,37 @@ export interface KeyRepository {
   touch(id: string, now: number): Promise<void>;
 }
 
+export interface WebhookSecretRecord {
+  workflow: string;
+  /** The secret as sealed by engine/secrets; storage never sees it in the clear. */
+  sealed: string;
+  createdAt: number;
+  rotatedAt: number | null;
+}
+
+export interface WebhookSecretRepository {
+  get(workflow: string): Promise<WebhookSecretRecord | undefined>;
+  /** Stores a first secret unless the workflow has one already; returns the one that is stored. */
+  createIfAbsent(record: { workflow: string; sealed: string; createdAt: number }): Promise<WebhookSecretRecord>;
+  /** Replaces the secret of a workflow that has one; undefined when it has none. */
+  replace(workflow: string, sealed: string, now: number): Promise<WebhookSecretRecord | undefined>;
+}
+
+export interface SecretKeyCheckRepository {
+  /** The fingerprint of the key this database's secrets are sealed with, once one was recorded. */
+  get(): Promise<string | undefined>;
+  /** Records `fingerprint` unless one is recorded already; returns the recorded one. */
+  remember(fingerprint: string, now: number): Promise<string>;
+}
+
 /** The engine's whole view of the database. SQLite and PostgreSQL implement the same interface. */
 export interface Storage {
   readonly dialect: "sqlite" | "postgres";
+  readonly webhookSecrets: WebhookSecretRepository;
+  readonly secretKeyCheck: SecretKeyCheckRepository;
   readonly keys: KeyRepository;
   readonly workflows: WorkflowRepository;
+  readonly workflowVersions: WorkflowVersionRepository;
   readonly runs: RunRepository;
   readonly steps: StepRepository;
   readonly logs: LogRepository;

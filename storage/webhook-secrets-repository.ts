@@ -1,0 +1,47 @@
+import type { Kysely, Selectable } from "kysely";
+import type { Database, WebhookSecretsTable } from "./schema.js";
+import type { SecretKeyCheckRepository, WebhookSecretRecord, WebhookSecretRepository } from "./types.js";
+
+function toSecret(row: Selectable<WebhookSecretsTable>): WebhookSecretRecord {
+  return { workflow: row.workflow, sealed: row.secret, createdAt: row.created_at, rotatedAt: row.rotated_at };
+}
+
+export function webhookSecretRepository(db: Kysely<Database>): WebhookSecretRepository {
+  const get = async (workflow: string) => {
+    const row = await db.selectFrom("webhook_secrets").selectAll().where("workflow", "=", workflow).executeTakeFirst();
+    return row && toSecret(row);
+  };
+  return {
+    get,
+    async createIfAbsent(record) {
+      // Two engines registering the same webhook workflow at once both end up with the first secret.
+      await db
+        .insertInto("webhook_secrets")
+        .values({ workflow: record.workflow, secret: record.sealed, created_at: record.createdAt, rotated_at: null })
+        .onConflict((oc) => oc.column("workflow").doNothing())
+        .execute();
+      const stored = await get(record.workflow);
+      if (!stored) throw new Error(`the webhook secret of ${record.workflow} was not stored`);
+      return stored;
+    },
+    async replace(workflow, sealed, now) {
+      const row = await db.updateTable("webhook_secrets").set({ secret: sealed, rotated_at: now }).where("workflow", "=", workflow).returningAll().executeTakeFirst();
+      return row && toSecret(row);
+    },
+  };
+}
+
+const CHECK_ID = "default";
+
+export function secretKeyCheckRepository(db: Kysely<Database>): SecretKeyCheckRepository {
+  const get = async () => (await db.selectFrom("secret_key_check").select("fingerprint").where("id", "=", CHECK_ID).executeTakeFirst())?.fingerprint;
+  return {
+    get,
+    async remember(fingerprint, now) {
+      await db.insertInto("secret_key_check").values({ id: CHECK_ID, fingerprint, created_at: now }).onConflict((oc) => oc.column("id").doNothing()).execute();
+      const stored = await get();
+      if (stored === undefined) throw new Error("the secret key fingerprint was not stored");
+      return stored;
+    },
+  };
+}

@@ -1,0 +1,49 @@
+import { describe, expect, it } from "vitest";
+import { openStorage } from "../storage/index.js";
+import type { Storage } from "../storage/types.js";
+import { tempDir } from "./helpers.js";
+
+/** The webhook-secret and key-check repositories, run against every dialect like test/storage.test.ts. */
+const DIALECTS: Record<string, () => Promise<Storage>> = {
+  sqlite: () => openStorage({ dataDir: tempDir() }),
+};
+const selected = (process.env.DIALECTS ?? Object.keys(DIALECTS).join(",")).split(",").filter((d) => d in DIALECTS);
+
+for (const dialect of selected) {
+  const open = DIALECTS[dialect]!;
+  const withStorage = (fn: (s: Storage) => Promise<void>) => async () => {
+    const storage = await open();
+    try {
+      await fn(storage);
+    } finally {
+      await storage.close();
+    }
+  };
+
+  describe(`${dialect}: webhook secrets`, () => {
+    it("keeps the first secret of a workflow when two are created at once", withStorage(async (s) => {
+      expect(await s.webhookSecrets.get("hook")).toBeUndefined();
+      const [a, b] = await Promise.all([
+        s.webhookSecrets.createIfAbsent({ workflow: "hook", sealed: "sealed-a", createdAt: 1 }),
+        s.webhookSecrets.createIfAbsent({ workflow: "hook", sealed: "sealed-b", createdAt: 2 }),
+      ]);
+      expect(a).toEqual(b);
+      expect(await s.webhookSecrets.get("hook")).toEqual(a);
+      expect(a).toMatchObject({ workflow: "hook", rotatedAt: null });
+    }));
+
+    it("replaces a secret on rotation and only for a workflow that has one", withStorage(async (s) => {
+      await s.webhookSecrets.createIfAbsent({ workflow: "hook", sealed: "old", createdAt: 1 });
+      expect(await s.webhookSecrets.replace("hook", "new", 5)).toEqual({ workflow: "hook", sealed: "new", createdAt: 1, rotatedAt: 5 });
+      expect(await s.webhookSecrets.replace("other", "new", 5)).toBeUndefined();
+      expect(await s.webhookSecrets.get("other")).toBeUndefined();
+    }));
+
+    it("records the key fingerprint once", withStorage(async (s) => {
+      expect(await s.secretKeyCheck.get()).toBeUndefined();
+      expect(await s.secretKeyCheck.remember("aa", 1)).toBe("aa");
+      expect(await s.secretKeyCheck.remember("bb", 2)).toBe("aa");
+      expect(await s.secretKeyCheck.get()).toBe("aa");
+    }));
+  });
+}
