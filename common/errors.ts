@@ -39,6 +39,12 @@ export const ERROR_CODES = {
   STORAGE_UNAVAILABLE: { status: 503, hint: "Check that the data directory is writable or the database is reachable." },
   ENGINE_STOPPING: { status: 503, hint: "The engine is shutting down; retry against another instance or after restart." },
   CONFIG_INVALID: { status: 500, hint: "Fix the environment variable named in the message (see the README's configuration table)." },
+  // run control (cancel, retry)
+  RUN_NOT_CANCELLABLE: { status: 409, hint: "The run has already finished: nothing is left to cancel. Retry it (POST /api/runs/:id/retry) or trigger a new run to do the work again.", cli: "The run has already finished: nothing is left to cancel. Retry it with `bifrost runs retry <run-id>` or start a new one with `bifrost run <workflow>`." },
+  RUN_NOT_RETRYABLE: { status: 409, hint: "Only a failed, timed-out or cancelled run can be retried: wait for a queued or running run to end; trigger a new run to repeat one that succeeded." },
+  // the CLI as a client of a server (BIFROST_URL)
+  SERVER_UNREACHABLE: { status: 503, hint: "Check that BIFROST_URL is the address of a running Bifrost server (for example http://127.0.0.1:7071) that can be reached from here, or unset BIFROST_URL to work on the local data directory." },
+  SERVER_REPLY_INVALID: { status: 502, hint: "Check that BIFROST_URL is the base address of a Bifrost server (scheme, host and port, for example http://127.0.0.1:7071) and that it runs the same release as this command." },
   CLI_USAGE: { status: 400, hint: "Run `bifrost help` for usage." },
   INTERNAL: { status: 500, hint: "An unexpected engine error; the engine log has details.", cli: "An unexpected error; the stack above says where. Run again with LOG_LEVEL=debug for the engine log, and report it if it repeats." },
 } as const satisfies Record<string, ErrorCodeInfo>;
