@@ -219,7 +219,12 @@ export class WorkflowRegistry {
         });
       }
       if (outcome.kind !== "returned") {
-        const reason = outcome.kind === "limit" ? `loading the module exceeded the sandbox ${outcome.limit} limit` : "the sandbox failed while loading the module";
+        const reason =
+          outcome.kind === "limit"
+            ? `loading the module exceeded the sandbox ${outcome.limit} limit`
+            : outcome.kind === "refused"
+              ? `the workflow definition was refused: ${outcome.message}`
+              : "the sandbox failed while loading the module";
         throw new BifrostError("WORKFLOW_INVALID", `${displayFile}: ${reason}`, { details: { file: displayFile, reason } });
       }
       const result = validateDefinition(outcome.value);
@@ -305,6 +310,7 @@ function rawMeta(d: WorkflowDefinition): Record<string, unknown> {
     retry: { attempts: d.retry.attempts, backoff: d.retry.backoff, delay: d.retry.delayMs, maxDelay: d.retry.maxDelayMs },
   };
   if (d.description !== null) meta.description = d.description;
+  if (d.webhook) meta.webhook = true;
   if (d.schedule) {
     meta.schedule = {
       cron: d.schedule.cron,

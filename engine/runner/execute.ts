@@ -87,9 +87,17 @@ async function record(run: RunRecord, decision: Decision, deps: ExecuteDeps): Pr
     else deps.logger.warn({ runId: run.id }, "run outcome not recorded: this engine no longer holds its lease");
     return finished !== undefined;
   } catch (err) {
-    if (!(err instanceof BifrostError) || (err.code !== "STORAGE_UNAVAILABLE" && err.code !== "LEASE_LOST")) throw err;
-    deps.logger.warn({ runId: run.id, code: err.code, err: err.message }, "run outcome not recorded: the database is unavailable; the run resumes once its lease runs out");
-    return false;
+    if (err instanceof BifrostError && (err.code === "STORAGE_UNAVAILABLE" || err.code === "LEASE_LOST")) {
+      deps.logger.warn({ runId: run.id, code: err.code, err: err.message }, "run outcome not recorded: the database is unavailable; the run resumes once its lease runs out");
+      return false;
+    }
+    // Anything else would repeat on every resume: end the run as an engine failure instead.
+    deps.logger.error({ runId: run.id, err }, "recording the run's outcome failed; recording it as an internal failure");
+    const message = err instanceof Error ? err.message : String(err);
+    const outcome = { status: "failed" as const, result: null, finishedAt: deps.now(), error: errorOf("INTERNAL", `the engine could not record the run's outcome: ${capString(message, 500)}`) };
+    const finished = await deps.storage.runs.finish(lease, outcome).catch(() => undefined);
+    if (finished) deps.events.emit("run:finished", { run: finished });
+    return finished !== undefined;
   }
 }
 
