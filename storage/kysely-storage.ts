@@ -1,4 +1,4 @@
-import { Migrator, sql, type ExpressionBuilder, type Kysely, type Selectable } from "kysely";
+import { Migrator, sql, type ExpressionBuilder, type Kysely, type Selectable, type UpdateQueryBuilder, type UpdateResult } from "kysely";
 import { BifrostError, ERROR_CODES, type ErrorData } from "../common/errors.js";
 import { keyRepository } from "./keys-repository.js";
 import { secretKeyCheckRepository, webhookSecretRepository } from "./webhook-secrets-repository.js";
@@ -48,6 +48,8 @@ function toRun(row: Selectable<RunsTable>): RunRecord {
     leaseOwner: row.lease_owner,
     leaseUntil: row.lease_until,
     leaseToken: row.lease_token,
+    cancelRequestedAt: row.cancel_requested_at,
+    retryOf: row.retry_of,
   };
 }
 
@@ -213,10 +215,36 @@ async function fenced<T>(db: Db, lease: Lease, write: (trx: Db) => Promise<T>): 
   });
 }
 
+/** The error of a cancelled run, whichever path cancelled it. */
+const CANCELLED_ERROR: ErrorData = { code: "RUN_CANCELLED", message: "the run was cancelled", fix: ERROR_CODES.RUN_CANCELLED.hint };
+
 /** Steps an ended invocation left `running` never stay so once the run has moved on. */
 async function interruptSteps(db: Db, runId: string, now: number, why: string): Promise<void> {
   const error: ErrorData = { code: "STEP_INTERRUPTED", message: `the invocation ended (${why}) before this step finished`, fix: ERROR_CODES.STEP_INTERRUPTED.hint };
   await db.updateTable("steps").set({ status: "failed", error: JSON.stringify(error), finished_at: now }).where("run_id", "=", runId).where("status", "=", "running").execute();
+}
+
+const cancelledBy = (now: number) => ({ status: "cancelled", error: json(CANCELLED_ERROR), finished_at: now, lease_owner: null, lease_until: null });
+
+/** Of the runs `update` selects, those with a cancel request end cancelled rather than go back to the queue. */
+async function cancelRequestedRuns(trx: Db, update: UpdateQueryBuilder<Database, "runs", "runs", UpdateResult>, now: number): Promise<void> {
+  const rows = await update.where("cancel_requested_at", "is not", null).set(cancelledBy(now)).returning("id").execute();
+  for (const { id } of rows) await interruptSteps(trx, id, now, "the run was cancelled");
+}
+
+/** A retry starts with the steps its original finished: their bodies never run again. */
+async function copySucceededSteps(trx: Db, from: string, to: string): Promise<void> {
+  await trx
+    .insertInto("steps")
+    .columns(["run_id", "name", "status", "result", "error", "attempts", "started_at", "finished_at"])
+    .expression((eb) =>
+      eb
+        .selectFrom("steps")
+        .select((s) => [sql<string>`${to}`.as("run_id"), "name", "status", "result", "error", "attempts", "started_at", "finished_at"])
+        .where("run_id", "=", from)
+        .where("status", "=", "succeeded"),
+    )
+    .execute();
 }
 
 function runRepository(db: Db, dialect: "sqlite" | "postgres"): RunRepository {
@@ -249,13 +277,23 @@ function runRepository(db: Db, dialect: "sqlite" | "postgres"): RunRepository {
         lease_until: run.claim?.leaseUntil ?? null,
         lease_token: run.claim ? 1 : 0,
         started_at: run.claim ? run.now : null,
+        retry_of: run.retryOf ?? null,
       };
-      const inserted = await db
-        .insertInto("runs")
-        .values(row)
-        .onConflict((oc) => oc.columns(["workflow", "idempotency_key"]).where("idempotency_key", "is not", null).doNothing())
-        .returningAll()
-        .executeTakeFirst();
+      const insert = (q: Db) =>
+        q
+          .insertInto("runs")
+          .values(row)
+          .onConflict((oc) => oc.columns(["workflow", "idempotency_key"]).where("idempotency_key", "is not", null).doNothing())
+          .returningAll()
+          .executeTakeFirst();
+      const retryOf = run.retryOf;
+      const inserted = retryOf
+        ? await db.transaction().execute(async (trx) => {
+            const created = await insert(trx);
+            if (created) await copySucceededSteps(trx, retryOf, run.id);
+            return created;
+          })
+        : await insert(db);
       if (inserted) return { run: toRun(inserted), created: true };
       const existing = await db
         .selectFrom("runs")
@@ -350,12 +388,48 @@ function runRepository(db: Db, dialect: "sqlite" | "postgres"): RunRepository {
     async requeue(lease, patch) {
       return db.transaction().execute(async (trx) => {
         const res = await owned(trx, lease)
+          .where("cancel_requested_at", "is", null)
           .set({ status: "queued", run_at: patch.runAt, attempt: patch.attempt, error: json(patch.error), lease_owner: null, lease_until: null })
           .executeTakeFirst();
         const done = Number(res.numUpdatedRows) > 0;
         if (done) await interruptSteps(trx, lease.runId, patch.runAt, "the run was handed back to the queue");
+        // Someone cancelled the run while this invocation was deciding to hand it back.
+        else await cancelRequestedRuns(trx, owned(trx, lease), Date.now());
         return done;
       });
+    },
+
+    async cancel(id, now) {
+      return db.transaction().execute(async (trx) => {
+        // Nobody executes a queued run, nor one whose lease ran out (its engine stopped it before).
+        const stopped = await trx
+          .updateTable("runs")
+          .set({ ...cancelledBy(now), cancel_requested_at: sql<number>`coalesce(cancel_requested_at, ${now})` })
+          .where("id", "=", id)
+          .where((w) => w.or([w("status", "=", "queued"), w.and([w("status", "=", "running"), w("lease_until", "<", now)])]))
+          .returningAll()
+          .executeTakeFirst();
+        if (stopped) {
+          await interruptSteps(trx, id, now, "the run was cancelled");
+          return { run: toRun(stopped), state: "cancelled" as const };
+        }
+        const requested = await trx
+          .updateTable("runs")
+          .set({ cancel_requested_at: sql<number>`coalesce(cancel_requested_at, ${now})` })
+          .where("id", "=", id)
+          .where("status", "=", "running")
+          .returningAll()
+          .executeTakeFirst();
+        if (requested) return { run: toRun(requested), state: "requested" as const };
+        const row = await trx.selectFrom("runs").selectAll().where("id", "=", id).executeTakeFirst();
+        return row && { run: toRun(row), state: "finished" as const };
+      });
+    },
+
+    async cancelRequested(ids) {
+      if (ids.length === 0) return [];
+      const rows = await db.selectFrom("runs").select("id").where("id", "in", [...ids]).where("status", "=", "running").where("cancel_requested_at", "is not", null).execute();
+      return rows.map((r) => r.id);
     },
 
     async cancelQueued(id, error, now) {
@@ -375,12 +449,10 @@ function runRepository(db: Db, dialect: "sqlite" | "postgres"): RunRepository {
     async releaseLeases(owner, ids) {
       if (ids.length === 0) return;
       await db.transaction().execute(async (trx) => {
-        const rows = await trx
-          .updateTable("runs")
+        const held = () => trx.updateTable("runs").where("id", "in", [...ids]).where("lease_owner", "=", owner).where("status", "=", "running");
+        await cancelRequestedRuns(trx, held(), Date.now());
+        const rows = await held()
           .set({ status: "queued", lease_owner: null, lease_until: null })
-          .where("id", "in", [...ids])
-          .where("lease_owner", "=", owner)
-          .where("status", "=", "running")
           .returning("id")
           .execute();
         for (const { id } of rows) await interruptSteps(trx, id, Date.now(), "the engine stopped and released the run");

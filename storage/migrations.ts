@@ -134,6 +134,16 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    "0005_run_control": {
+      async up(db: Kysely<unknown>) {
+        // A cancel asked for while some engine executes the run: that engine's runner polls for it
+        // and stops the invocation (engine/runner/runner.ts). Never cleared: a run that carries it
+        // does not go back to the queue.
+        await db.schema.alterTable("runs").addColumn("cancel_requested_at", time).execute();
+        // The run a retry was made from (trigger "retry"); its succeeded steps were copied over.
+        await db.schema.alterTable("runs").addColumn("retry_of", "text").execute();
+      },
+    },
     "0006_webhooks": {
       async up(db: Kysely<unknown>) {
         // Sealed with the engine's secret key (engine/secrets): AES-256-GCM, never stored in the clear.

@@ -48,6 +48,10 @@ export interface RunsTable {
   lease_until: number | null;
   /** Incremented by every claim: a fencing token, so writes of an owner that lost the run fail. */
   lease_token: Generated<number>;
+  /** When a cancel was asked for while the run was running (0005_run_control). */
+  cancel_requested_at: number | null;
+  /** The run this one retries (0005_run_control). */
+  retry_of: string | null;
 }
 
 export interface StepsTable {

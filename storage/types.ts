@@ -31,6 +31,13 @@ export interface RunRecord {
   leaseUntil: number | null;
   /** Fencing token of the current claim; every claim increments it. */
   leaseToken: number;
+  /**
+   * When a cancel was asked for while the run was running: the engine executing it stops it. Storage
+   * always sets it (and `retryOf`); records built by hand may leave both out.
+   */
+  cancelRequestedAt?: number | null;
+  /** The run this one retries (trigger "retry"), whose succeeded steps it started with. */
+  retryOf?: string | null;
 }
 
 /** One claim of a run: writes made under it fail with LEASE_LOST once the run was claimed again. */
@@ -86,6 +93,11 @@ export interface NewRun {
   now: number;
   /** Create the run already claimed by this owner (the CLI's embedded engine runs its own run). */
   claim?: { owner: string; leaseUntil: number };
+  /**
+   * The finished run this one retries: its succeeded steps are copied in the same transaction, so
+   * no engine can claim the new run before they are there (their bodies never run again).
+   */
+  retryOf?: string | null;
 }
 
 export interface RunFilter {
@@ -169,11 +181,23 @@ export interface RunRepository {
   renewLeases(owner: string, ids: readonly string[], leaseUntil: number): Promise<string[]>;
   /** Writes a final outcome if the lease still holds the run; undefined when it lost the lease. */
   finish(lease: Lease, outcome: RunOutcome): Promise<RunRecord | undefined>;
-  /** Puts a claimed run back in the queue (retry or resume), keeping its finished steps. */
+  /**
+   * Puts a claimed run back in the queue (retry or resume), keeping its finished steps. A run that
+   * carries a cancel request ends cancelled instead (and this returns false): it never waits in the
+   * queue for a retry nobody wants.
+   */
   requeue(lease: Lease, patch: { runAt: number; attempt: number; error: ErrorData | null }): Promise<boolean>;
   /** Cancels a run that no engine is executing (status queued); undefined if it was not queued. */
   cancelQueued(id: string, error: ErrorData, now: number): Promise<RunRecord | undefined>;
-  /** Releases leases of unfinished runs this owner holds so another engine can take them now. */
+  /**
+   * Cancels a run (error RUN_CANCELLED): at once when no engine executes it (queued, or running
+   * under an expired lease); otherwise records the request (`cancelRequestedAt`) for the engine that
+   * executes it, which stops it. `finished` when the run had already ended; undefined if none.
+   */
+  cancel(id: string, now: number): Promise<{ run: RunRecord; state: "cancelled" | "requested" | "finished" } | undefined>;
+  /** Of these runs, the ones still running that carry a cancel request. */
+  cancelRequested(ids: readonly string[]): Promise<string[]>;
+  /** Releases leases of unfinished runs this owner holds so another engine can take them now (those with a cancel request end cancelled). */
   releaseLeases(owner: string, ids: readonly string[]): Promise<void>;
 }
 
