@@ -17,6 +17,10 @@ export const ERROR_CODES = {
   MALFORMED_REQUEST: { status: 400, hint: "Send a well-formed HTTP/1.1 request: a standard method, a correctly percent-encoded path and valid headers." },
   HEADERS_TOO_LARGE: { status: 431, hint: "Send smaller request headers (at most 16 KB in all); an oversized cookie or token is the usual cause." },
   REQUEST_TIMEOUT: { status: 408, hint: "Send the whole request without pausing; the server closes connections that stall mid-request." },
+  // API keys and roles
+  UNAUTHENTICATED: { status: 401, hint: "Send Authorization: Bearer <key> with a key that is not revoked; an administrator creates keys on the engine's machine with bifrost keys create (see the README's \"Keys and orgs\").", cli: "Set BIFROST_API_KEY to a key that is not revoked; an administrator creates one with `bifrost keys create --role operator`." },
+  FORBIDDEN: { status: 403, hint: "Use a key whose role and org allow this: viewer reads, operator also triggers runs, admin does everything; an org key acts only in its org (see the README's \"Keys and orgs\").", cli: "Set BIFROST_API_KEY to a key whose role and org allow this: viewer reads, operator also triggers runs, admin does everything." },
+  KEY_NOT_FOUND: { status: 404, hint: "List the keys and their ids with bifrost keys list on the engine's machine.", cli: "List the keys and their ids with `bifrost keys list`." },
   // workflow modules
   WORKFLOW_COMPILE_ERROR: { status: 400, hint: "Fix the syntax or import error at the reported file and line." },
   WORKFLOW_INVALID: { status: 400, hint: "Fix the workflow definition at the reported file; the README's \"Writing a workflow\" section lists every field." },

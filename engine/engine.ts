@@ -4,6 +4,8 @@ import { openStorage } from "../storage/index.js";
 import { FINISHED_STATUSES, type LogQuery, type LogRecord, type RunFilter, type RunRecord, type RunTrigger, type StepRecord, type Storage } from "../storage/types.js";
 import type { EngineConfig } from "./config.js";
 import { BifrostError, ERROR_CODES } from "../common/errors.js";
+import { createFirstAdminKey, type CreatedKey } from "./auth/key-store.js";
+import { inScope, ORG_PATTERN, type RunScope } from "./auth/org.js";
 import { EngineEvents } from "./events.js";
 import { uuidv7 } from "./ids.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -33,7 +35,6 @@ export interface EngineDeps {
 
 /** setTimeout's upper bound; longer delays fire at once. */
 const MAX_TIMER_MS = 2_147_483_647;
-const ORG_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 const IDEMPOTENCY_PATTERN = /^[\x21-\x7e]{1,200}$/;
 
 /** Wires storage, registry and runner together; the HTTP API and CLI drive it. */
@@ -192,14 +193,18 @@ export class Engine {
     return this.runner.cancel(id);
   }
 
-  private async requireRun(id: string): Promise<RunRecord> {
+  /**
+   * The run, if the caller may see it. A run outside the caller's org (`scope`) is answered exactly
+   * as a run that does not exist, so an org key cannot learn that another org's run id is real.
+   */
+  async requireRun(id: string, scope?: RunScope): Promise<RunRecord> {
     const run = await this.storage.runs.get(id);
-    if (!run) throw new BifrostError("RUN_NOT_FOUND", `No run with id "${id}"`, { details: { id } });
+    if (!run || !inScope(run, scope)) throw new BifrostError("RUN_NOT_FOUND", `No run with id "${id}"`, { details: { id } });
     return run;
   }
 
-  async getRun(id: string): Promise<{ run: RunRecord; steps: StepRecord[] }> {
-    const run = await this.requireRun(id);
+  async getRun(id: string, scope?: RunScope): Promise<{ run: RunRecord; steps: StepRecord[] }> {
+    const run = await this.requireRun(id, scope);
     return { run, steps: await this.storage.steps.listForRun(id) };
   }
 
@@ -207,8 +212,8 @@ export class Engine {
     return this.storage.runs.list(filter);
   }
 
-  async listLogs(id: string, query: LogQuery): Promise<LogRecord[]> {
-    await this.requireRun(id);
+  async listLogs(id: string, query: LogQuery, scope?: RunScope): Promise<LogRecord[]> {
+    await this.requireRun(id, scope);
     return this.storage.logs.list(id, query);
   }
 
@@ -239,6 +244,14 @@ export class Engine {
       const timer = setTimeout(() => void check(true), Math.max(0, timeoutMs));
       void check(false);
     });
+  }
+
+  /**
+   * On a database without any API key (a first start), creates an admin key and returns it: the
+   * caller shows it once. Undefined when a key exists. The key is never logged or stored in clear.
+   */
+  createFirstAdminKey(): Promise<CreatedKey | undefined> {
+    return createFirstAdminKey(this.storage, this.now());
   }
 
   async health(): Promise<{ ok: boolean; database: "ok" | string }> {

@@ -5,7 +5,7 @@ import { ERROR_CODES, type ErrorCode } from "../common/errors.js";
 import { buildApp } from "../engine/api/app.js";
 import { loadConfig } from "../engine/config.js";
 import { startServer, type RunningServer } from "../engine/server.js";
-import { memoryLogger, openTestEngine, tempDir, workflowSource, writeFiles } from "./helpers.js";
+import { bearer, createTestKey, memoryLogger, openTestEngine, tempDir, workflowSource, writeFiles } from "./helpers.js";
 
 /**
  * Every 4xx/5xx is `{ error: { code, message, fix, details? } }` with a registry code and that
@@ -15,6 +15,8 @@ import { memoryLogger, openTestEngine, tempDir, workflowSource, writeFiles } fro
 
 let server: RunningServer;
 let port: number;
+/** Requests past the parser carry a key, so that the answers under test are not 401s. */
+let auth: { authorization: string };
 
 beforeAll(async () => {
   const workflowsDir = tempDir("bifrost-wf-");
@@ -25,6 +27,7 @@ beforeAll(async () => {
   });
   server = await startServer(loadConfig({}, { dataDir: tempDir(), workflowsDir, port: 0, watch: false, pollMs: 50 }), { logger: memoryLogger().logger });
   port = Number(new URL(server.url).port);
+  auth = bearer(await createTestKey(server.engine));
 });
 
 afterAll(async () => {
@@ -56,7 +59,7 @@ function rawRequest(text: string): Promise<Reply> {
 }
 
 async function post(path: string, body: string, contentType = "application/json"): Promise<Reply> {
-  const res = await fetch(`${server.url}${path}`, { method: "POST", headers: { "content-type": contentType }, body });
+  const res = await fetch(`${server.url}${path}`, { method: "POST", headers: { "content-type": contentType, ...auth }, body });
   const text = await res.text();
   return { status: res.status, headers: Object.fromEntries(res.headers), body: text ? (JSON.parse(text) as unknown) : undefined };
 }
@@ -105,7 +108,7 @@ describe("replies the framework used to write in its own shape", () => {
     const error = errorOf(long);
     expect(error.code).toBe("VALIDATION_FAILED");
     expect(error.message.length).toBeLessThan(400);
-    const res = await fetch(`${server.url}/api/runs/${"x".repeat(100)}`);
+    const res = await fetch(`${server.url}/api/runs/${"x".repeat(100)}`, { headers: auth });
     expect(errorOf({ status: res.status, headers: Object.fromEntries(res.headers), body: await res.json() })).toMatchObject({ code: "VALIDATION_FAILED", message: expect.stringContaining("params.id") });
   });
 
@@ -126,12 +129,12 @@ describe("fix hints", () => {
   it("a validation error without details does not point at details", async () => {
     const paths = [`/api/runs?cursor=garbage`, `/api/runs?since=yesterday`, `/api/runs?until=${"9".repeat(100)}`, `/api/runs/${"x".repeat(5000)}`];
     for (const path of paths) {
-      const res = await fetch(`${server.url}${path}`);
+      const res = await fetch(`${server.url}${path}`, { headers: auth });
       const error = errorOf({ status: res.status, headers: Object.fromEntries(res.headers), body: await res.json() });
       expect({ path, code: error.code }).toEqual({ path, code: "VALIDATION_FAILED" });
       if (error.details === undefined) expect({ path, fix: error.fix }).not.toEqual({ path, fix: ERROR_CODES.VALIDATION_FAILED.hint });
     }
-    const res = await fetch(`${server.url}/api/runs?since=yesterday`);
+    const res = await fetch(`${server.url}/api/runs?since=yesterday`, { headers: auth });
     expect(((await res.json()) as { error: { fix: string } }).error.fix).toBe("Pass since as an ISO 8601 date-time such as 2026-01-31T09:00:00Z, or as epoch milliseconds.");
   });
 });
@@ -164,7 +167,7 @@ describe("params bounds over HTTP", () => {
   });
 
   it("a pattern the linear engine cannot match is refused at registration, named", async () => {
-    const res = await fetch(`${server.url}/api/workflows`);
+    const res = await fetch(`${server.url}/api/workflows`, { headers: auth });
     const { items, problems } = (await res.json()) as { items: { name: string }[]; problems: { error: { code: string; message: string } }[] };
     expect(items.map((w) => w.name)).not.toContain("lookahead");
     expect(problems).toContainEqual(expect.objectContaining({ error: expect.objectContaining({ code: "WORKFLOW_INVALID", message: expect.stringContaining('pattern "^(?=x)x$" uses a lookahead') }) }));

@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../engine/config.js";
 import { startServer, type RunningServer } from "../engine/server.js";
-import { copyExamples, memoryLogger, tempDir, workflowSource, writeFiles } from "./helpers.js";
+import { bearer, copyExamples, createTestKey, memoryLogger, tempDir, workflowSource, writeFiles } from "./helpers.js";
 import { descendants, isAlive, spawnTracked, trackPid, waitUntilGone } from "./processes.js";
 
 const BIN = fileURLToPath(new URL("../bin/bifrost.js", import.meta.url));
@@ -164,7 +164,7 @@ describe("bifrost CLI", () => {
     const server = await startServer(loadConfig({}, { dataDir, workflowsDir, port: 0, watch: false }), { logger: memoryLogger().logger });
     let http: typeof cli;
     try {
-      http = await (await fetch(`${server.url}/api/workflows`)).json();
+      http = await (await fetch(`${server.url}/api/workflows`, { headers: bearer(await createTestKey(server.engine, "viewer")) })).json();
     } finally {
       await server.close();
     }
@@ -201,8 +201,9 @@ describe("bifrost CLI", () => {
     const workflowsDir = copyExamples();
     const server = await startServer(loadConfig({}, { dataDir, workflowsDir, port: 0, watch: false }), { logger: memoryLogger().logger });
     try {
+      const auth = bearer(await createTestKey(server.engine));
       const trigger = async (name: string, org?: string) => {
-        const res = await fetch(`${server.url}/api/workflows/hello/runs`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ params: { name }, org, wait: 20_000 }) });
+        const res = await fetch(`${server.url}/api/workflows/hello/runs`, { method: "POST", headers: { "content-type": "application/json", ...auth }, body: JSON.stringify({ params: { name }, org, wait: 20_000 }) });
         return ((await res.json()) as { id: string; queuedAt: string }).id;
       };
       const ids = [await trigger("a", "contoso"), await trigger("b", "fabrikam"), await trigger("c", "contoso")];
@@ -212,7 +213,7 @@ describe("bifrost CLI", () => {
         expect({ args, code: res.code, stderr: res.stderr }).toEqual({ args, code: 0, stderr: "" });
         return JSON.parse(res.stdout) as { items: { id: string }[]; nextCursor: string | null };
       };
-      const api = async (query: string) => (await (await fetch(`${server.url}/api/runs?${query}`)).json()) as { items: { id: string }[]; nextCursor: string | null };
+      const api = async (query: string) => (await (await fetch(`${server.url}/api/runs?${query}`, { headers: auth })).json()) as { items: { id: string }[]; nextCursor: string | null };
 
       const page1 = await cli(["--limit", "2"]);
       expect(page1).toEqual(await api("limit=2"));
@@ -291,13 +292,20 @@ describe("bifrost CLI", () => {
     expect(res.code).toBe(143);
   });
 
-  it("starts the engine: HTTP trigger, logs, and a clean SIGTERM shutdown", async () => {
-    const engine = await startEngine(env);
+  it("starts the engine: the first-start admin key, HTTP trigger, logs, and a clean SIGTERM shutdown", async () => {
+    const engine = await startEngine({ ...env, BIFROST_DATA_DIR: tempDir() });
     expect(engine.stderr()).toMatch(/3 workflow\(s\)/);
-    const res = await fetch(`${engine.url}/api/workflows/hello/runs`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ params: { name: "HTTP" }, wait: 20_000 }) });
+    // A fresh data directory: the engine made an admin key and printed it, with how to use it.
+    const key = /^ {4}(bfk_\S+)$/m.exec(engine.stderr())?.[1];
+    expect(key).toEqual(expect.stringMatching(/^bfk_key_[0-9a-f]{16}_/));
+    expect(engine.stderr()).toContain(`curl -H "Authorization: Bearer ${key}" ${engine.url}/api/workflows`);
+    expect(engine.stderr()).toContain(`BIFROST_API_KEY=${key}`);
+    expect(engine.stderr()).toMatch(/bifrost keys create --role/);
+    expect((await fetch(`${engine.url}/api/workflows/hello/runs`, { method: "POST" })).status).toBe(401);
+    const res = await fetch(`${engine.url}/api/workflows/hello/runs`, { method: "POST", headers: { "content-type": "application/json", ...bearer(key!) }, body: JSON.stringify({ params: { name: "HTTP" }, wait: 20_000 }) });
     const run = (await res.json()) as { id: string; status: string; result: unknown };
     expect(run).toMatchObject({ status: "succeeded", result: { greeting: "Hello, HTTP!" } });
-    const logs = (await (await fetch(`${engine.url}/api/runs/${run.id}/logs`)).json()) as { items: { msg: string }[] };
+    const logs = (await (await fetch(`${engine.url}/api/runs/${run.id}/logs`, { headers: bearer(key!) })).json()) as { items: { msg: string }[] };
     expect(logs.items.map((l) => l.msg)).toEqual(["Hello, HTTP!"]);
     engine.child.kill("SIGTERM");
     expect(await engine.exited).toBe(0);

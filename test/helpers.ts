@@ -4,6 +4,8 @@ import { dirname, join } from "node:path";
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { afterAll } from "vitest";
+import { createKey } from "../engine/auth/key-store.js";
+import type { Role } from "../engine/auth/roles.js";
 import { loadConfig, type EngineConfig } from "../engine/config.js";
 import { Engine, type EngineDeps } from "../engine/engine.js";
 import { REDACT_PATHS, type Logger } from "../engine/logger.js";
@@ -71,6 +73,19 @@ export async function openTestEngine(options: TestEngineOptions = {}): Promise<{
   const memory = memoryLogger();
   const engine = await Engine.open(config, { logger: memory.logger, ...options.deps });
   return { engine, dataDir, workflowsDir, logLines: memory.lines };
+}
+
+/**
+ * Creates an API key on the engine's database (admin by default) and returns the key. Pass it as
+ * `authorization: "Bearer " + key`, or use `bearer(key)` for the header object.
+ */
+export async function createTestKey(engine: Engine, role: Role = "admin", org: string | null = null): Promise<string> {
+  return (await createKey(engine.storage, { role, org }, engine.now())).key;
+}
+
+/** The Authorization header for a key. */
+export function bearer(key: string): { authorization: string } {
+  return { authorization: `Bearer ${key}` };
 }
 
 /** A workflow module's source, built from the body of run(). */

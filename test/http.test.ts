@@ -3,10 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../engine/config.js";
 import { startServer, type RunningServer } from "../engine/server.js";
 import { openStorage } from "../storage/index.js";
-import { memoryLogger, tempDir, workflowSource, writeFiles } from "./helpers.js";
+import { bearer, createTestKey, memoryLogger, tempDir, workflowSource, writeFiles } from "./helpers.js";
 
 let server: RunningServer;
 let base: string;
+/** An admin key: these tests are about the API itself (test/auth.test.ts covers roles and orgs). */
+let key: string;
 
 beforeAll(async () => {
   const workflowsDir = tempDir("bifrost-wf-");
@@ -25,6 +27,7 @@ beforeAll(async () => {
   const config = loadConfig({}, { dataDir: tempDir(), workflowsDir, port: 0, watch: false, pollMs: 50 });
   server = await startServer(config, { logger: memoryLogger().logger });
   base = server.url;
+  key = await createTestKey(server.engine);
 });
 
 afterAll(async () => {
@@ -34,7 +37,7 @@ afterAll(async () => {
 async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
   const res = await fetch(base + path, {
     method,
-    headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
+    headers: body === undefined ? { ...bearer(key), ...headers } : { "content-type": "application/json", ...bearer(key), ...headers },
     body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
   });
   const text = await res.text();
@@ -115,7 +118,7 @@ describe("HTTP API over a listening server", () => {
 
   it("streams log lines as server-sent events until the run ends", async () => {
     const { body } = await api("POST", "/api/workflows/greet/runs", { params: { name: "sse" }, wait: 20_000 });
-    const res = await fetch(`${base}/api/runs/${body.id}/logs`, { headers: { accept: "text/event-stream" } });
+    const res = await fetch(`${base}/api/runs/${body.id}/logs`, { headers: { accept: "text/event-stream", ...bearer(key) } });
     expect(res.headers.get("content-type")).toMatch(/text\/event-stream/);
     const text = await res.text();
     const events = text.trim().split("\n\n").map((block) => Object.fromEntries(block.split("\n").map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 2)])));
@@ -261,7 +264,7 @@ describe("HTTP shutdown", () => {
     const config = loadConfig({}, { dataDir, workflowsDir, port: 0, watch: false, pollMs: 50, shutdownGraceMs: 0 });
     const own = await startServer(config, { logger: memoryLogger().logger });
     const { run } = await own.engine.triggerRun("gate");
-    const res = await fetch(`${own.url}/api/runs/${run.id}/logs`, { headers: { accept: "text/event-stream" } });
+    const res = await fetch(`${own.url}/api/runs/${run.id}/logs`, { headers: { accept: "text/event-stream", ...bearer(await createTestKey(own.engine, "viewer")) } });
     const reader = res.body!.getReader();
     let text = "";
     while (!text.includes("waiting")) text += new TextDecoder().decode((await reader.read()).value);

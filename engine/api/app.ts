@@ -2,6 +2,7 @@ import { Ajv } from "ajv";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { Engine } from "../engine.js";
 import "./access.js";
+import { installAuth } from "./auth.js";
 import { BODY_LIMIT, installErrorHandling, MAX_PARAM_LENGTH, onClientError, onFrameworkError } from "./errors.js";
 import { installJsonBodyParser } from "./json-body.js";
 import { healthRoutes } from "./routes/health.js";
@@ -34,6 +35,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? bodyAjv : queryAjv).compile(schema));
   installErrorHandling(app);
   installJsonBodyParser(app);
+  // Before any route is added: it checks every route declares its access.
+  installAuth(app, engine);
   await app.register(healthRoutes(engine));
   await app.register(workflowRoutes(engine));
   await app.register(runRoutes(engine));

@@ -11,6 +11,7 @@ import { BifrostError, hintFor, isBifrostError } from "../../common/errors.js";
 import { createLogger } from "../logger.js";
 import { startServer } from "../server.js";
 import { dim, errorText, logLine, runDetails, runDuration, statusText, table, yellow } from "./format.js";
+import { firstKeyText, keysCommand } from "./keys.js";
 
 const USAGE = `bifrost — workflow engine
 
@@ -24,6 +25,10 @@ Usage:
                                          runs, newest first; a full page ends with the --cursor of the next
   bifrost runs show <run-id>             one run with its steps, result and error
   bifrost runs logs <run-id> [--follow]  a run's log lines
+  bifrost keys create --role R [--org O] [--name N]
+                                         a new API key (admin, operator or viewer), printed once
+  bifrost keys list                      API keys (never their secrets)
+  bifrost keys revoke <key-id>           refuse a key from now on
 
 Options:
   --json     machine-readable output on stdout
@@ -58,6 +63,8 @@ function parse(argv: string[]) {
         limit: { type: "string" },
         cursor: { type: "string" },
         follow: { type: "boolean", short: "f", default: false },
+        role: { type: "string" },
+        name: { type: "string" },
       },
     });
   } catch (e) {
@@ -88,6 +95,8 @@ async function main(argv: string[]): Promise<number> {
       if (sub === "show") return withStorage((s) => showRun(s, need(rest[0], "runs show <run-id>"), args));
       if (sub === "logs") return withStorage((s) => showLogs(s, need(rest[0], "runs logs <run-id>"), args));
       return usage(`unknown command "runs ${sub}"; try list, show or logs`);
+    case "keys":
+      return withStorage((s) => keysCommand(s, sub, rest, args.values));
     default:
       return usage(`unknown command "${command}"`);
   }
@@ -115,6 +124,10 @@ async function start(): Promise<number> {
   const { engine } = server;
   const workflows = engine.registry.list();
   err(`Bifrost listening on ${server.url} (pid ${process.pid}, data: ${config.dataDir}, ${engine.storage.dialect})`);
+  // Written to stderr only, never through the engine log; before the workflows line, so that a
+  // reader who has seen that line has seen the key.
+  const firstKey = await engine.createFirstAdminKey();
+  if (firstKey) err(firstKeyText(firstKey, server.url));
   err(`${workflows.length} workflow(s) from ${config.workflowsDir}: ${workflows.map((w) => w.definition.name).join(", ") || "none"}`);
   reportProblems(engine);
   return new Promise<number>((resolve) => {

@@ -1,6 +1,8 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { FINISHED_STATUSES, LOG_LEVELS, type LogLevel, type RunStatus, type RunTrigger } from "../../../storage/types.js";
+import { triggerOrg } from "../../auth/org.js";
 import type { Engine } from "../../engine.js";
+import { orgScope } from "../auth.js";
 import { decodeCursor, encodeCursor, parseTime } from "../cursor.js";
 import { streamLogs } from "../log-stream.js";
 import { logView, runView } from "../views.js";
@@ -72,7 +74,7 @@ export const runRoutes = (engine: Engine): FastifyPluginAsync =>
       const body = request.body ?? {};
       const { run, created } = await engine.triggerRun(request.params.name, {
         params: body.params,
-        org: body.org ?? null,
+        org: triggerOrg(orgScope(request), body.org),
         idempotencyKey: body.idempotencyKey ?? null,
         trigger: "api",
       });
@@ -86,11 +88,15 @@ export const runRoutes = (engine: Engine): FastifyPluginAsync =>
 
     app.get<ListRequest>("/api/runs", { schema: { querystring: listQuery }, config: { access: "read" } }, async (request) => {
       const q = request.query;
+      // An org key lists its own org only: asking for another org is an empty page.
+      const scope = orgScope(request);
+      if (scope !== undefined && q.org !== undefined && q.org !== scope) return { items: [], nextCursor: null };
+      const org = scope ?? q.org;
       const runs = await engine.listRuns({
         ...(q.workflow !== undefined && { workflow: q.workflow }),
         ...(q.status !== undefined && { status: q.status }),
         ...(q.trigger !== undefined && { trigger: q.trigger }),
-        ...(q.org !== undefined && { org: q.org }),
+        ...(org !== undefined && { org }),
         ...(q.since !== undefined && { since: parseTime(q.since, "since") }),
         ...(q.until !== undefined && { until: parseTime(q.until, "until") }),
         ...(q.cursor !== undefined && { beforeId: decodeCursor(q.cursor) }),
@@ -102,7 +108,7 @@ export const runRoutes = (engine: Engine): FastifyPluginAsync =>
     });
 
     app.get<{ Params: { id: string } }>("/api/runs/:id", { schema: { params: idParams }, config: { access: "read" } }, async (request) => {
-      const { run, steps } = await engine.getRun(request.params.id);
+      const { run, steps } = await engine.getRun(request.params.id, { org: orgScope(request) });
       return runView(run, steps);
     });
 
@@ -112,10 +118,10 @@ export const runRoutes = (engine: Engine): FastifyPluginAsync =>
       const lastEventId = Number(request.headers["last-event-id"]);
       const after = request.query.after ?? (Number.isInteger(lastEventId) ? lastEventId : undefined);
       if ((request.headers.accept ?? "").includes("text/event-stream")) {
-        await engine.getRun(id);
+        await engine.getRun(id, { org: orgScope(request) });
         return streamLogs(engine, request, reply, { runId: id, open: openStreams, ...(after !== undefined && { after }), ...(level !== undefined && { level }) });
       }
-      const lines = await engine.listLogs(id, { ...(after !== undefined && { afterSeq: after }), ...(level !== undefined && { minLevel: level }), limit });
+      const lines = await engine.listLogs(id, { ...(after !== undefined && { afterSeq: after }), ...(level !== undefined && { minLevel: level }), limit }, { org: orgScope(request) });
       const last = lines[lines.length - 1];
       return { items: lines.map(logView), nextAfter: lines.length === limit && last ? last.seq : null };
     });

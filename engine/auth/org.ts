@@ -1,0 +1,33 @@
+import { BifrostError } from "../../common/errors.js";
+
+/** Org names: what a run's `org`, `--org` and a key's org may be. */
+export const ORG_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+
+export function isOrg(value: string): boolean {
+  return value.length <= 128 && ORG_PATTERN.test(value);
+}
+
+/** What a caller may see: `org` set means only runs of that org (an org key); unset means all. */
+export interface RunScope {
+  org?: string | undefined;
+}
+
+export function inScope(run: { org: string | null }, scope: RunScope | undefined): boolean {
+  return scope?.org === undefined || run.org === scope.org;
+}
+
+/**
+ * The org of a run a caller starts: the one asked for, else the key's. An org key cannot start a
+ * run in another org, nor one without an org: that is a 403 (the caller named the org, so saying
+ * so reveals nothing it did not know).
+ */
+export function triggerOrg(keyOrg: string | undefined, requested: string | null | undefined): string | null {
+  if (keyOrg === undefined) return requested ?? null;
+  if (requested != null && requested !== keyOrg) {
+    throw new BifrostError("FORBIDDEN", `This API key is limited to org "${keyOrg}" and cannot start a run in org "${requested}"`, {
+      details: { org: requested, keyOrg },
+      fix: `Leave org out (runs of this key are in "${keyOrg}"), or use a key of org "${requested}" or one without an org.`,
+    });
+  }
+  return keyOrg;
+}
