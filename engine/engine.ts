@@ -3,9 +3,11 @@ import { IsolatePool } from "../sandbox/index.js";
 import { openStorage } from "../storage/index.js";
 import { FINISHED_STATUSES, type LogQuery, type LogRecord, type RunFilter, type RunRecord, type RunTrigger, type StepRecord, type Storage } from "../storage/types.js";
 import type { EngineConfig } from "./config.js";
-import { BifrostError, ERROR_CODES } from "../common/errors.js";
+import { BifrostError, isBifrostError } from "../common/errors.js";
 import { createFirstAdminKey, type CreatedKey } from "./auth/key-store.js";
 import { inScope, ORG_PATTERN, type RunScope } from "./auth/org.js";
+import { cancelRun, type Cancelled } from "./control/cancel.js";
+import { retryRun } from "./control/retry.js";
 import { EngineEvents } from "./events.js";
 import { uuidv7 } from "./ids.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -22,6 +24,8 @@ export interface TriggerInput {
   trigger?: RunTrigger;
   idempotencyKey?: string | null;
   scheduledFor?: number | null;
+  /** The run this one retries (trigger "retry"): it starts with that run's succeeded steps. */
+  retryOf?: string | null;
 }
 
 export interface EngineDeps {
@@ -152,6 +156,7 @@ export class Engine {
       scheduledFor: input.scheduledFor ?? null,
       now,
       ...(options.adopt ? { claim: { owner: this.config.owner, leaseUntil: now + this.config.leaseMs } } : {}),
+      ...(input.retryOf ? { retryOf: input.retryOf } : {}),
     });
     if (!created) return { run, created };
     this.events.emit("run:queued", { run });
@@ -179,18 +184,31 @@ export class Engine {
     }
   }
 
-  /**
-   * Cancels a run executing in this process (its sandbox stops at once) or one waiting in the
-   * queue. Returns false when neither applies: the run finished, or another process executes it.
-   */
+  /** `cancel` for callers that only need to know whether there was anything to cancel (Ctrl-C in `bifrost run`). */
   async cancelRun(id: string): Promise<boolean> {
-    // The queue first: a run that was just requeued may still be winding down in the runner.
-    const cancelled = await this.storage.runs.cancelQueued(id, { code: "RUN_CANCELLED", message: "the run was cancelled", fix: ERROR_CODES.RUN_CANCELLED.hint }, this.now());
-    if (cancelled) {
-      this.events.emit("run:finished", { run: cancelled });
+    try {
+      await this.cancel(id);
       return true;
+    } catch (err) {
+      if (isBifrostError(err) && (err.code === "RUN_NOT_CANCELLABLE" || err.code === "RUN_NOT_FOUND")) return false;
+      throw err;
     }
-    return this.runner.cancel(id);
+  }
+
+  /**
+   * Cancels a run wherever it executes (engine/control/cancel.ts): `cancelled` when it is over at
+   * once, `requested` when its engine is stopping it. RUN_NOT_CANCELLABLE once it has finished.
+   */
+  cancel(id: string, scope?: RunScope): Promise<Cancelled> {
+    return cancelRun({ storage: this.storage, now: this.now, events: this.events, requireRun: (i, s) => this.requireRun(i, s), stopHere: (i) => this.runner.cancel(i) }, id, scope);
+  }
+
+  /**
+   * Starts a new run that retries a failed, timed-out or cancelled one, reusing its succeeded steps
+   * (engine/control/retry.ts). With `adopt`, it executes here (the CLI's embedded `runs retry`).
+   */
+  retry(id: string, scope?: RunScope, options: { adopt?: boolean } = {}): ReturnType<Engine["triggerRun"]> {
+    return retryRun({ requireRun: (i, s) => this.requireRun(i, s), trigger: (name, input) => this.triggerRun(name, input, options) }, id, scope);
   }
 
   /**

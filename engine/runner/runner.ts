@@ -10,7 +10,14 @@ export interface RunnerOptions {
   pollMs: number;
   now: () => number;
   events?: EngineEvents;
+  /**
+   * How often, while runs execute here, to look for cancel requests made elsewhere (the API, the CLI,
+   * another engine): a cancelled run stops within about this long. @default 500
+   */
+  cancelCheckMs?: number;
 }
+
+const DEFAULT_CANCEL_CHECK_MS = 500;
 
 type State = "idle" | "running" | "stopping" | "stopped";
 
@@ -52,6 +59,8 @@ export class Runner {
   private claimAgain = false;
   private claimQueue = true;
   private renewing = false;
+  private cancelTimer: NodeJS.Timeout | undefined;
+  private checkingCancels = false;
 
   constructor(
     private readonly storage: Storage,
@@ -70,6 +79,8 @@ export class Runner {
     this.state = "running";
     this.claimQueue = opts.claim ?? true;
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), Math.max(50, Math.floor(this.options.leaseMs / 3)));
+    // Separate from the heartbeat, which runs only every leaseMs/3: "stop" must not wait 10 s.
+    this.cancelTimer = setInterval(() => void this.checkCancels(), this.options.cancelCheckMs ?? DEFAULT_CANCEL_CHECK_MS);
     if (this.claimQueue) {
       this.pollTimer = setInterval(() => this.nudge(), this.options.pollMs);
       this.nudge();
@@ -118,8 +129,18 @@ export class Runner {
     const active: Active = { stop, kill, done: Promise.resolve(), leaseUntil: run.leaseUntil ?? this.options.now() + this.options.leaseMs, guard: undefined };
     this.active.set(run.id, active);
     this.guardLease(run.id, active);
+    // Claimed with a cancel already asked for (its previous engine died before seeing it): the
+    // invocation starts stopped and records the cancel through the usual decision.
+    if (run.cancelRequestedAt != null) kill.abort(CANCELLED);
+    let ended: { decision: string; recorded: boolean } | undefined;
+    const offEnded = this.options.events?.on("invocation:ended", (e) => {
+      if (e.runId === run.id) ended = e;
+    });
     active.done = this.execute(run, { stop: stop.signal, kill: kill.signal })
       .catch((err: unknown) => this.logger.error({ err, runId: run.id }, "run execution failed inside the engine"))
+      .then(() => offEnded?.())
+      .then(() => (ended?.decision === "requeue" && !ended.recorded ? this.announceCancelledInstead(run.id) : undefined))
+      .catch((err: unknown) => this.logger.error({ err, runId: run.id }, "reading the run after its invocation failed"))
       .finally(() => {
         clearTimeout(active.guard);
         // Only now may this process claim the run again: the invocation has written its last.
@@ -127,6 +148,38 @@ export class Runner {
         this.nudge();
       });
     return active.done;
+  }
+
+  /**
+   * A requeue that storage refused because the run was cancelled meanwhile ended the run
+   * (`requeue` cancels it instead); nobody announced that yet.
+   */
+  private async announceCancelledInstead(id: string): Promise<void> {
+    const run = await this.storage.runs.get(id);
+    if (run?.status === "cancelled") this.options.events?.emit("run:finished", { run });
+  }
+
+  /**
+   * Cancels asked for in the database (by the API or CLI of any process) reach the invocation here:
+   * its sandbox is stopped at once, even in code that never yields, and the run ends cancelled.
+   * One cheap read by primary key, only while runs execute, never two at a time.
+   */
+  private async checkCancels(): Promise<void> {
+    if (this.checkingCancels || this.active.size === 0) return;
+    this.checkingCancels = true;
+    try {
+      for (const id of await this.storage.runs.cancelRequested([...this.active.keys()])) {
+        const active = this.active.get(id);
+        if (!active || active.kill.signal.aborted) continue;
+        this.logger.info({ runId: id }, "cancel requested: stopping the run");
+        active.kill.abort(CANCELLED);
+      }
+    } catch (err) {
+      const e = err as { code?: unknown; message?: unknown };
+      this.logger.warn({ code: e.code, err: String(e.message ?? err) }, "looking for cancel requests failed; trying again shortly");
+    } finally {
+      this.checkingCancels = false;
+    }
   }
 
   /**
@@ -204,6 +257,7 @@ export class Runner {
       this.logger.warn({ runs: ids }, "stopped runs at the end of the grace period; released for resume");
     }
     clearInterval(this.heartbeatTimer);
+    clearInterval(this.cancelTimer);
     this.state = "stopped";
   }
 
@@ -220,6 +274,7 @@ export class Runner {
     this.state = "stopped";
     clearInterval(this.pollTimer);
     clearInterval(this.heartbeatTimer);
+    clearInterval(this.cancelTimer);
     for (const a of this.active.values()) a.kill.abort("killed");
   }
 }
