@@ -25,9 +25,10 @@ export const ERROR_CODES = {
   WORKFLOW_COMPILE_ERROR: { status: 400, hint: "Fix the syntax or import error at the reported file and line." },
   WORKFLOW_INVALID: { status: 400, hint: "Fix the workflow definition at the reported file; the README's \"Writing a workflow\" section lists every field." },
   WORKFLOW_NAME_CONFLICT: { status: 409, hint: "Workflow names must be unique: rename one of the modules." },
+  WORKFLOW_FILE_MANAGED: { status: 409, hint: "This workflow is defined by a file in the workflows directory: delete or change that file instead." },
   // run outcomes
   WORKFLOW_ERROR: { status: 500, hint: "The workflow threw: read the message, stack and run logs." },
-  WORKFLOW_UNREGISTERED: { status: 500, hint: "The workflow was removed while the run was queued; put its module back in the workflows directory and trigger a new run." },
+  WORKFLOW_UNREGISTERED: { status: 500, hint: "The workflow version this run was triggered with is no longer stored (or the workflow is not registered): register the workflow again if it was removed, then trigger a new run, which uses its current version." },
   RUN_TIMED_OUT: { status: 500, hint: "Raise the workflow's `timeout`/`chunkTimeout` or split the work into steps and chunks." },
   SANDBOX_CPU_LIMIT: { status: 500, hint: "The run used too much CPU time (an infinite loop?); fix the loop or raise BIFROST_SANDBOX_CPU_MS." },
   SANDBOX_MEMORY_LIMIT: { status: 500, hint: "The run exceeded its memory limit; process data in chunks or raise BIFROST_SANDBOX_MEMORY_MB." },

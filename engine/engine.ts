@@ -159,6 +159,8 @@ export class Engine {
       ...(input.retryOf ? { retryOf: input.retryOf } : {}),
     });
     if (!created) return { run, created };
+    // Its version's bundle stays while the run is unfinished, whatever is registered meanwhile.
+    await this.registry.retain(workflow);
     this.events.emit("run:queued", { run });
     if (options.adopt) return { run, created, done: this.runner.adopt(run) };
     this.runner.nudge();
@@ -288,6 +290,7 @@ export class Engine {
     this.stopWatching?.();
     await this.runner.stop(graceMs);
     this.pool.close();
+    await this.registry.close();
     await this.storage.close();
   }
 

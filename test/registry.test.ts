@@ -137,7 +137,7 @@ export default workflow({
     const { engine, dataDir, workflowsDir } = await open({});
     await expect(engine.registry.registerSource("other", workflowSource("mine", "return 1;"))).rejects.toMatchObject({ code: "WORKFLOW_INVALID" });
     await expect(engine.registry.registerSource("syntax", "export default {")).rejects.toBeInstanceOf(BifrostError);
-    const registered = await engine.registry.registerSource("from_api", workflowSource("from_api", "return params.x + 1;"));
+    const { workflow: registered } = await engine.registry.registerSource("from_api", workflowSource("from_api", "return params.x + 1;"));
     expect(registered.sourceKind).toBe("api");
     await engine.stop(0);
     engines.pop();

@@ -4,6 +4,7 @@ import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build, type BuildFailure, type Message, type Plugin } from "esbuild";
 import { BifrostError } from "../../common/errors.js";
+import { capString } from "../../common/json-bounds.js";
 
 const BIFROST_MODULE = fileURLToPath(new URL("../../sandbox/guest/bifrost-module.js", import.meta.url));
 const NODE_BUILTINS = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
@@ -24,24 +25,42 @@ export interface SourceLocation {
   column?: number;
 }
 
-const sandboxImports: Plugin = {
-  name: "bifrost-sandbox-imports",
-  setup(b) {
-    b.onResolve({ filter: /^bifrost$/ }, () => ({ path: BIFROST_MODULE }));
-    b.onResolve({ filter: /.*/ }, (args) => {
-      if (NODE_BUILTINS.has(args.path)) {
-        return {
-          errors: [
-            {
-              text: `Node built-in "${args.path}" is not available in the Bifrost sandbox: workflows reach the outside world only through ctx`,
-            },
-          ],
-        };
-      }
-      return undefined;
-    });
-  },
-};
+/**
+ * Why a module sent as text may not import `path`, if it may not. Its text comes from an API
+ * client, not from the engine's disk: a relative or absolute path would bundle any file the engine
+ * can read (a JSON or text file comes back as data, anything else is quoted in the compile error),
+ * so it may import "bifrost" and installed npm packages only. The packages' own imports are theirs.
+ */
+function textModuleImportProblem(path: string): string | undefined {
+  const segments = path.split(/[/\\]/);
+  if (path.startsWith(".") || path.startsWith("/") || path.includes("\\") || /^[A-Za-z]:/.test(path) || /^file:/i.test(path) || segments.includes("..")) {
+    return `"${capString(path, 200)}" is a file path: a module sent as text may import only "bifrost" and npm packages installed for the engine; put helpers in the module itself, or install them as a package`;
+  }
+  return undefined;
+}
+
+function sandboxImports(input: ModuleSource): Plugin {
+  const textModule = input.kind === "api" ? resolve(input.resolveDir, `${input.name}.ts`) : undefined;
+  return {
+    name: "bifrost-sandbox-imports",
+    setup(b) {
+      b.onResolve({ filter: /^bifrost$/ }, () => ({ path: BIFROST_MODULE }));
+      b.onResolve({ filter: /.*/ }, (args) => {
+        if (NODE_BUILTINS.has(args.path)) {
+          return {
+            errors: [
+              {
+                text: `Node built-in "${args.path}" is not available in the Bifrost sandbox: workflows reach the outside world only through ctx`,
+              },
+            ],
+          };
+        }
+        const problem = textModule !== undefined && args.importer === textModule ? textModuleImportProblem(args.path) : undefined;
+        return problem === undefined ? undefined : { errors: [{ text: problem }] };
+      });
+    },
+  };
+}
 
 function displayPath(file: string): string {
   const rel = relative(process.cwd(), file);
@@ -99,7 +118,7 @@ export async function compileModule(input: ModuleSource): Promise<CompiledModule
       outfile: resolve(baseDir, "bifrost-out.js"),
       absWorkingDir: baseDir,
       logLevel: "silent",
-      plugins: [sandboxImports],
+      plugins: [sandboxImports(input)],
     });
     const js = result.outputFiles.find((f) => f.path.endsWith(".js"));
     const map = result.outputFiles.find((f) => f.path.endsWith(".map"));

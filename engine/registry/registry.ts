@@ -1,12 +1,15 @@
-import { readFileSync, readdirSync, statSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { WorkflowSandbox, firstUserFrame, type SandboxLimits } from "../../sandbox/index.js";
 import type { Storage, WorkflowRecord } from "../../storage/types.js";
 import { BifrostError, type ErrorData } from "../../common/errors.js";
+import { capString } from "../../common/json-bounds.js";
 import type { EngineEvents } from "../events.js";
 import type { Logger } from "../logger.js";
 import { compileModule, type CompiledModule, type ModuleSource } from "./compile.js";
-import { validateDefinition, type WorkflowDefinition } from "./definition.js";
+import { NAME_PATTERN, validateDefinition, type WorkflowDefinition } from "./definition.js";
+import { definitionLine, problemField } from "./locate.js";
+import { WorkflowVersions } from "./versions.js";
 
 export interface RegisteredWorkflow {
   definition: WorkflowDefinition;
@@ -19,6 +22,39 @@ export interface RegisteredWorkflow {
   source: string;
   registeredAt: number;
   updatedAt: number;
+}
+
+/** What registering a module sent as text did. */
+export interface SourceRegistration {
+  workflow: RegisteredWorkflow;
+  /** No workflow had this name before. */
+  created: boolean;
+  /** A new version was registered (false when the text compiled to the version already serving). */
+  changed: boolean;
+}
+
+/** The largest module text accepted from an API client or `bifrost workflows deploy`. */
+export const MAX_SOURCE_BYTES = 1024 * 1024;
+
+/**
+ * Checks a module sent as text before anything compiles it: a valid workflow name, and at most
+ * MAX_SOURCE_BYTES of text.
+ */
+function checkTextModule(name: string, source: string): void {
+  if (!NAME_PATTERN.test(name)) {
+    const quoted = JSON.stringify(capString(name, 64));
+    throw new BifrostError("WORKFLOW_INVALID", `${quoted} is not a valid workflow name`, {
+      details: { name: capString(name, 64), reason: `a workflow name must match ${NAME_PATTERN}` },
+      fix: 'Name the workflow with lowercase letters, digits, "_" and "-", starting with a letter (at most 64 characters), in the module and where it is sent.',
+    });
+  }
+  const bytes = Buffer.byteLength(source, "utf8");
+  if (bytes > MAX_SOURCE_BYTES) {
+    throw new BifrostError("PAYLOAD_TOO_LARGE", `${name}.ts: the module is ${bytes} bytes long; a module sent as text has at most ${MAX_SOURCE_BYTES} bytes (1 MB)`, {
+      details: { file: `${name}.ts`, bytes, limit: MAX_SOURCE_BYTES },
+      fix: "Make the module smaller: move large data out of its text (fetch it in a step, or put it in an npm package installed for the engine).",
+    });
+  }
 }
 
 /** A module that is not (or no longer) accepted; the last good version, if any, keeps serving. */
@@ -47,8 +83,17 @@ export interface RegistryDeps {
 export class WorkflowRegistry {
   private readonly byName = new Map<string, RegisteredWorkflow>();
   private readonly problemsByKey = new Map<string, RegistrationProblem>();
+  private readonly versions: WorkflowVersions;
+  /** Checking a name and committing it happen one registration at a time. */
+  private mutations: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly deps: RegistryDeps) {}
+  constructor(private readonly deps: RegistryDeps) {
+    this.versions = new WorkflowVersions(deps.storage, deps.logger, rawMeta);
+    // A finished run of an old version may have been the last one keeping that version's bundle.
+    deps.events.on("run:finished", ({ run }) => {
+      if (run.workflowVersion !== this.byName.get(run.workflow)?.version) this.versions.requestSweep(run.workflow);
+    });
+  }
 
   get(name: string): RegisteredWorkflow | undefined {
     return this.byName.get(name);
@@ -83,6 +128,52 @@ export class WorkflowRegistry {
       const result = validateDefinition(record.meta);
       if (result.ok) this.byName.set(record.name, fromRecord(record, result.definition));
     }
+    // Versions left by runs that finished in a process that did not sweep (it stopped, or crashed).
+    this.versions.requestSweep(null);
+  }
+
+  /**
+   * The definition and bundle a run executes: the version it was triggered with (`version`; null
+   * for a run recorded without one: the current version). Undefined when that version is neither
+   * current nor stored any more, or the workflow is unknown.
+   */
+  async forRun(name: string, version: string | null): Promise<RegisteredWorkflow | undefined> {
+    const cached = this.byName.get(name);
+    if (cached && (version === null || cached.version === version)) return cached;
+    const old = version === null ? undefined : this.versions.cached(name, version);
+    if (old) return old;
+    // Another process may have registered it since: the database is the source of truth.
+    const current = await this.refresh(name);
+    if (current && (version === null || current.version === version)) return current;
+    if (version === null) return undefined;
+    const stored = await this.versions.load(name, version);
+    if (!stored) this.deps.logger.warn({ workflow: name, version }, "a run needs a workflow version that is not stored any more");
+    return stored;
+  }
+
+  /**
+   * Keeps the bundle of the version a run was just created with. A sweep between reading the
+   * workflow and creating the run may have dropped it (a newer version was registered meanwhile);
+   * once the run exists, no sweep drops it again.
+   */
+  async retain(workflow: RegisteredWorkflow): Promise<void> {
+    try {
+      await this.versions.store(workflow);
+    } catch (err) {
+      // The run exists: failing its trigger now would invite a duplicate. The bundle is all but
+      // always stored already (since its registration); a run that does not find it fails alone.
+      this.deps.logger.warn({ err, workflow: workflow.definition.name, version: workflow.version }, "could not re-store the version of a new run");
+    }
+  }
+
+  /** Resolves once no sweep of old versions is running or asked for (tests, shutdown). */
+  settled(): Promise<void> {
+    return this.versions.settled();
+  }
+
+  /** Stops sweeping; resolves when storage may close. */
+  close(): Promise<void> {
+    return this.versions.close();
   }
 
   /** Re-reads one workflow from storage (another process may have registered or replaced it). */
@@ -119,8 +210,10 @@ export class WorkflowRegistry {
     for (const [key] of this.problemsByKey) {
       if (!key.startsWith("api:") && !present.has(key)) this.problemsByKey.delete(key);
     }
+    // A file workflow of another workflows directory (another engine on this database) is not this
+    // directory's to remove while its file exists.
     for (const wf of [...this.byName.values()]) {
-      if (wf.sourceKind === "file" && wf.file && !present.has(wf.file)) await this.unregister(wf.definition.name);
+      if (wf.sourceKind === "file" && wf.file && !present.has(wf.file) && (dirname(wf.file) === dir || !existsSync(wf.file))) await this.unregister(wf.definition.name);
     }
     const registered = new Map<string, RegisteredWorkflow>();
     const tryFile = async (file: string) => {
@@ -157,56 +250,103 @@ export class WorkflowRegistry {
     }
   }
 
-  /** Registers a module from source text (PUT /api/workflows/:name); its name must match. */
-  async registerSource(name: string, source: string): Promise<RegisteredWorkflow> {
+  /**
+   * Registers a module sent as text (PUT /api/workflows/:name, `bifrost workflows deploy`): its
+   * name must be `name`, and it may import only "bifrost" and npm packages. A module that is
+   * refused changes nothing: the version serving keeps serving, and the error is the caller's
+   * answer (it is not kept as a problem of the workflow).
+   */
+  async registerSource(name: string, source: string): Promise<SourceRegistration> {
+    const file = `${capString(name, 64)}.ts`;
     try {
+      checkTextModule(name, source);
       const workflow = await this.prepare({ kind: "api", name, source, resolveDir: resolve(this.deps.workflowsDir) }, null);
       if (workflow.definition.name !== name) {
-        throw new BifrostError("WORKFLOW_INVALID", `${name}.ts: the module is named "${workflow.definition.name}" but was registered as "${name}"`, {
-          details: { file: `${name}.ts`, reason: "name mismatch" },
+        const reason = `the module is named "${workflow.definition.name}" but was sent as "${name}": the name in the module must match`;
+        throw new BifrostError("WORKFLOW_INVALID", `${file}: ${reason}`, {
+          details: { file, line: definitionLine(source, "name"), reason },
+          fix: `Send the module as "${workflow.definition.name}", or change its name to "${name}".`,
         });
       }
-      const { stored, changed } = await this.commit(workflow);
-      this.clearProblem(`api:${name}`, stored, changed);
-      return stored;
+      const result = await this.commit(workflow);
+      return { workflow: result.stored, created: result.created, changed: result.changed };
     } catch (err) {
-      this.recordProblem(`api:${name}`, name, err);
+      const error: ErrorData = err instanceof BifrostError ? err.toData() : { code: "INTERNAL", message: err instanceof Error ? err.message : String(err) };
+      this.deps.events.emit("workflow:rejected", { file: null, name, error });
+      this.deps.logger.info({ workflow: name, code: error.code, details: error.details }, `module sent as text rejected: ${error.message}`);
       throw err;
     }
   }
 
+  /**
+   * Unregisters a workflow that was sent as text (DELETE /api/workflows/:name). Its runs are kept,
+   * and queued or running ones still execute their version. A workflow defined by a file is
+   * refused: the next reload would register the file again.
+   */
+  async unregisterSource(name: string): Promise<RegisteredWorkflow> {
+    return this.exclusive(async () => {
+      const workflow = this.byName.get(name) ?? (await this.refresh(name));
+      if (!workflow) throw new BifrostError("WORKFLOW_NOT_FOUND", `No workflow named "${capString(name, 64)}" is registered`, { details: { workflow: capString(name, 64) } });
+      if (workflow.sourceKind === "file") {
+        const file = workflow.file ?? "its file";
+        throw new BifrostError("WORKFLOW_FILE_MANAGED", `workflow "${name}" is defined by the file ${file}: the engine would register it again at its next reload`, {
+          details: { workflow: name, file: workflow.file },
+          fix: `Delete or rename ${file} in the workflows directory: the engine unregisters the workflow when it next reloads the directory (at once when it watches it, else at its next start); its runs are kept.`,
+        });
+      }
+      await this.remove(name);
+      return workflow;
+    });
+  }
+
   async unregister(name: string): Promise<boolean> {
+    return this.exclusive(() => this.remove(name));
+  }
+
+  private async remove(name: string): Promise<boolean> {
     const existed = this.byName.delete(name);
     const deleted = await this.deps.storage.workflows.delete(name);
     if (existed || deleted) this.deps.events.emit("workflow:removed", { name });
+    // Runs still queued or running keep their version; the sweep drops the rest.
+    this.versions.requestSweep(name);
     return existed || deleted;
   }
 
+  /** Runs `fn` after every registration or removal before it has finished. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.mutations.then(fn);
+    this.mutations = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Compiles a module and reads its definition; commit() decides whether it may take the name. */
   private async prepare(source: ModuleSource, file: string | null): Promise<RegisteredWorkflow> {
     const module = await compileModule(source);
     const displayFile = source.kind === "file" ? basename(source.file) : `${source.name}.ts`;
-    const definition = await this.readDefinition(module, displayFile);
-    const existing = this.byName.get(definition.name);
-    if (existing && existing.file !== file) {
-      const owner = existing.file ?? "the API";
-      throw new BifrostError("WORKFLOW_NAME_CONFLICT", `${displayFile}: workflow name "${definition.name}" is already registered by ${owner}`, {
-        details: { file: displayFile, name: definition.name, registeredBy: owner },
-      });
-    }
+    const text = source.kind === "file" ? readFileSync(source.file, "utf8") : source.source;
+    const definition = await this.readDefinition(module, displayFile, text);
     const now = this.deps.now();
-    return {
-      definition,
-      version: module.version,
-      sourceKind: source.kind,
-      file,
-      module,
-      source: source.kind === "file" ? readFileSync(source.file, "utf8") : source.source,
-      registeredAt: existing?.registeredAt ?? now,
-      updatedAt: now,
-    };
+    return { definition, version: module.version, sourceKind: source.kind, file, module, source: text, registeredAt: now, updatedAt: now };
   }
 
-  private async readDefinition(module: CompiledModule, displayFile: string): Promise<WorkflowDefinition> {
+  /** Why `workflow` may not take its name from `existing`, if it may not: a name is held by one module. */
+  private conflict(workflow: RegisteredWorkflow, existing: RegisteredWorkflow | undefined, displayFile: string): BifrostError | undefined {
+    const name = workflow.definition.name;
+    if (!existing || existing.file === workflow.file) return undefined;
+    const owner = existing.file ?? "a module sent as text";
+    const fix =
+      workflow.sourceKind === "api"
+        ? `A workflow defined by a file cannot be replaced by a module sent as text: edit ${owner} instead (the engine reloads it), or give this module another name.`
+        : existing.sourceKind === "api"
+          ? `Rename this module, or first unregister the workflow "${name}" that was sent as text (DELETE /api/workflows/${name}).`
+          : undefined;
+    return new BifrostError("WORKFLOW_NAME_CONFLICT", `${displayFile}: workflow name "${name}" is already registered by ${owner}`, {
+      details: { file: displayFile, name, registeredBy: owner },
+      ...(fix === undefined ? {} : { fix }),
+    });
+  }
+
+  private async readDefinition(module: CompiledModule, displayFile: string, text: string): Promise<WorkflowDefinition> {
     let sandbox: WorkflowSandbox | undefined;
     try {
       sandbox = await WorkflowSandbox.create(module, this.deps.limits);
@@ -229,8 +369,10 @@ export class WorkflowRegistry {
       }
       const result = validateDefinition(outcome.value);
       if (!result.ok) {
-        throw new BifrostError("WORKFLOW_INVALID", `${displayFile}: ${result.problems.join("; ")}`, {
-          details: { file: displayFile, reason: result.problems.join("; "), problems: result.problems },
+        const first = result.problems[0];
+        const line = definitionLine(text, first === undefined ? undefined : problemField(first));
+        throw new BifrostError("WORKFLOW_INVALID", `${line === undefined ? displayFile : `${displayFile}:${line}`}: ${result.problems.join("; ")}`, {
+          details: { file: displayFile, ...(line === undefined ? {} : { line }), reason: result.problems.join("; "), problems: result.problems },
         });
       }
       return result.definition;
@@ -243,15 +385,29 @@ export class WorkflowRegistry {
     }
   }
 
-  private async commit(workflow: RegisteredWorkflow): Promise<{ stored: RegisteredWorkflow; changed: boolean }> {
-    const name = workflow.definition.name;
-    const current = this.byName.get(name);
-    if (current && current.version === workflow.version && current.sourceKind === workflow.sourceKind) return { stored: current, changed: false };
-    await this.deps.storage.workflows.upsert(toRecord(workflow));
-    this.byName.set(name, workflow);
-    this.deps.events.emit("workflow:registered", { name, version: workflow.version, sourceKind: workflow.sourceKind, file: workflow.file });
-    this.deps.logger.info({ workflow: name, version: workflow.version, file: workflow.file }, "workflow registered");
-    return { stored: workflow, changed: true };
+  /**
+   * Makes `workflow` its name's current version, unless another module holds the name. Its bundle is
+   * stored first, so a run triggered with it always finds it.
+   */
+  private commit(workflow: RegisteredWorkflow): Promise<{ stored: RegisteredWorkflow; changed: boolean; created: boolean }> {
+    return this.exclusive(async () => {
+      const name = workflow.definition.name;
+      const displayFile = workflow.file ? basename(workflow.file) : `${name}.ts`;
+      // Another engine process may have registered the name since this one last looked.
+      const current = this.byName.get(name) ?? (await this.refresh(name));
+      const refused = this.conflict(workflow, current, displayFile);
+      if (refused) throw refused;
+      if (current && current.version === workflow.version && current.sourceKind === workflow.sourceKind) return { stored: current, changed: false, created: false };
+      const stored = { ...workflow, registeredAt: current?.registeredAt ?? workflow.registeredAt };
+      await this.versions.store(stored);
+      await this.deps.storage.workflows.upsert(toRecord(stored));
+      this.byName.set(name, stored);
+      this.deps.events.emit("workflow:registered", { name, version: stored.version, sourceKind: stored.sourceKind, file: stored.file });
+      this.deps.logger.info({ workflow: name, version: stored.version, file: stored.file }, "workflow registered");
+      // The version it replaces goes unless a queued or running run still uses it.
+      if (current) this.versions.requestSweep(name);
+      return { stored, changed: true, created: current === undefined };
+    });
   }
 
   /**

@@ -42,9 +42,8 @@ const STORAGE_RESUME_MS = 1_000;
  */
 export async function executeRun(run: RunRecord, signals: RunSignals, deps: ExecuteDeps): Promise<void> {
   const { storage, now } = deps;
-  // Another process may have registered a newer version: the database is the source of truth.
-  const cached = deps.registry.get(run.workflow);
-  const workflow = cached && cached.version === run.workflowVersion ? cached : ((await deps.registry.refresh(run.workflow)) ?? cached);
+  // The version the run was triggered with, even after a newer one was registered or it was deleted.
+  const workflow = await deps.registry.forRun(run.workflow, run.workflowVersion);
   const host = new RunHost(run, await storage.logs.maxSeq(run.id), {
     storage,
     events: deps.events,
