@@ -27,6 +27,13 @@ const REALM = 'Bearer realm="bifrost"';
 /** Longest Authorization value read: the scheme, a space and one key (with room for stray spaces). */
 const MAX_HEADER = KEY_LENGTH + 32;
 
+/** Every route of an app built with installAuth, as added (HEAD routes included), with its access. */
+const declared = new WeakMap<FastifyInstance, RouteOptions[]>();
+
+export function declaredRoutes(app: FastifyInstance): { method: string; url: string; access: Access | undefined }[] {
+  return (declared.get(app) ?? []).flatMap((r) => (Array.isArray(r.method) ? r.method : [r.method]).map((method) => ({ method: String(method), url: r.url, access: r.config?.access })));
+}
+
 /** The org an org key is limited to; undefined for a key (or a signed webhook) that sees every org. */
 export function orgScope(request: FastifyRequest): string | undefined {
   return request.principal?.org ?? undefined;
@@ -48,6 +55,7 @@ export function installAuth(app: FastifyInstance, engine: Engine): void {
   // starting. Checked once every route exists, so that a plugin's own onRoute hook may still set
   // the access of the routes it adds (e.g. documentation pages).
   const routes: RouteOptions[] = [];
+  declared.set(app, routes);
   app.addHook("onRoute", (route) => {
     routes.push(route);
   });
