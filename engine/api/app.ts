@@ -6,6 +6,7 @@ import { installAuth } from "./auth.js";
 import { BODY_LIMIT, installErrorHandling, MAX_PARAM_LENGTH, onClientError, onFrameworkError } from "./errors.js";
 import { installJsonBodyParser } from "./json-body.js";
 import { healthRoutes } from "./routes/health.js";
+import { runControlRoutes } from "./routes/run-control.js";
 import { runRoutes } from "./routes/runs.js";
 import { workflowRoutes } from "./routes/workflows.js";
 
@@ -40,5 +41,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(healthRoutes(engine));
   await app.register(workflowRoutes(engine));
   await app.register(runRoutes(engine));
+  await app.register(runControlRoutes(engine));
   return app;
 }

@@ -46,6 +46,8 @@ export function runView(r: RunRecord, steps?: StepRecord[]) {
     finishedAt: iso(r.finishedAt),
     durationMs: r.startedAt !== null && r.finishedAt !== null ? r.finishedAt - r.startedAt : null,
     scheduledFor: iso(r.scheduledFor),
+    retryOf: r.retryOf ?? null,
+    cancelRequestedAt: iso(r.cancelRequestedAt ?? null),
   };
   return steps ? { ...view, steps: steps.map(stepView) } : view;
 }
