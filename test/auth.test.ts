@@ -200,13 +200,17 @@ describe("orgs", () => {
   });
 
   it("another org's run (or one without an org) answers 404 exactly as a run that does not exist", async () => {
-    const missing = (id: string, suffix = "") =>
-      call("GET", `/api/runs/${MISSING_RUN}${suffix}`, { key: keys.contosoViewer }).then((r) => ({ status: r.status, contentType: r.headers.get("content-type"), text: r.text.replaceAll(MISSING_RUN, id) }));
+    // Every route about one run (record, logs, and whatever acts on a run), with a key that may call it.
+    const perRun = declaredRoutes(server.app).filter((r) => r.url.startsWith("/api/runs/:id") && r.method !== "HEAD");
+    expect(perRun.map((r) => `${r.method} ${r.url}`)).toEqual(expect.arrayContaining(["GET /api/runs/:id", "GET /api/runs/:id/logs"]));
+    const ask = (method: string, url: string, id: string) => call(method, url.replace(":id", id), { key: keys.contosoOperator });
+    const shape = (r: Reply) => ({ status: r.status, contentType: r.headers.get("content-type"), text: r.text });
     for (const id of [runs.fabrikam!, runs.none!]) {
-      for (const suffix of ["", "/logs"]) {
-        const reply = await call("GET", `/api/runs/${id}${suffix}`, { key: keys.contosoViewer });
+      for (const { method, url } of perRun) {
+        const reply = await ask(method, url, id);
         expectError(reply, "RUN_NOT_FOUND");
-        expect({ status: reply.status, contentType: reply.headers.get("content-type"), text: reply.text }).toEqual(await missing(id, suffix));
+        const missing = shape(await ask(method, url, MISSING_RUN));
+        expect({ route: `${method} ${url}`, ...shape(reply) }).toEqual({ route: `${method} ${url}`, ...missing, text: missing.text.replaceAll(MISSING_RUN, id) });
       }
       const stream = await call("GET", `/api/runs/${id}/logs`, { key: keys.contosoViewer, headers: { accept: "text/event-stream" } });
       expectError(stream, "RUN_NOT_FOUND");
