@@ -17,6 +17,11 @@ export const ERROR_CODES = {
   MALFORMED_REQUEST: { status: 400, hint: "Send a well-formed HTTP/1.1 request: a standard method, a correctly percent-encoded path and valid headers." },
   HEADERS_TOO_LARGE: { status: 431, hint: "Send smaller request headers (at most 16 KB in all); an oversized cookie or token is the usual cause." },
   REQUEST_TIMEOUT: { status: 408, hint: "Send the whole request without pausing; the server closes connections that stall mid-request." },
+  METHOD_NOT_ALLOWED: { status: 405, hint: "Use one of the methods the Allow header lists; the HTTP API table in the README has every route." },
+  IDEMPOTENCY_CONFLICT: { status: 409, hint: "Use a new idempotencyKey when the params or org differ; the same key with the same params and org returns the first run." },
+  // webhooks
+  WEBHOOK_NOT_FOUND: { status: 404, hint: "Declare webhook: true in the workflow's definition and check its name; GET /api/workflows lists the registered workflows.", cli: "Declare webhook: true in the workflow's definition and check its name; `bifrost workflows list` lists the registered workflows." },
+  WEBHOOK_SIGNATURE_INVALID: { status: 401, hint: "Send X-Bifrost-Signature: sha256=<hex HMAC-SHA256 of the raw body> computed with the workflow's webhook secret (GET /api/workflows/:name/webhook), or an API key that may trigger runs." },
   // API keys and roles
   UNAUTHENTICATED: { status: 401, hint: "Send Authorization: Bearer <key> with a key that is not revoked; an administrator creates keys on the engine's machine with bifrost keys create (see the README's \"Keys and orgs\").", cli: "Set BIFROST_API_KEY to a key that is not revoked; an administrator creates one with `bifrost keys create --role operator`." },
   FORBIDDEN: { status: 403, hint: "Use a key whose role and org allow this: viewer reads, operator also triggers runs, admin does everything; an org key acts only in its org (see the README's \"Keys and orgs\").", cli: "Set BIFROST_API_KEY to a key whose role and org allow this: viewer reads, operator also triggers runs, admin does everything." },
@@ -44,6 +49,8 @@ export const ERROR_CODES = {
   STORAGE_UNAVAILABLE: { status: 503, hint: "Check that the data directory is writable or the database is reachable." },
   ENGINE_STOPPING: { status: 503, hint: "The engine is shutting down; retry against another instance or after restart." },
   CONFIG_INVALID: { status: 500, hint: "Fix the environment variable named in the message (see the README's configuration table)." },
+  SECRET_KEY_INVALID: { status: 500, hint: "Set BIFROST_SECRET_KEY to the key this database's secrets were sealed with (32 bytes as base64 or 64 hex digits), or restore secret.key in the data directory." },
+  SECRET_CORRUPT: { status: 500, hint: "A stored secret failed its integrity check (it was changed in the database, or sealed under another key); rotate it to replace it." },
   // run control (cancel, retry)
   RUN_NOT_CANCELLABLE: { status: 409, hint: "The run has already finished: nothing is left to cancel. Retry it (POST /api/runs/:id/retry) or trigger a new run to do the work again.", cli: "The run has already finished: nothing is left to cancel. Retry it with `bifrost runs retry <run-id>` or start a new one with `bifrost run <workflow>`." },
   RUN_NOT_RETRYABLE: { status: 409, hint: "Only a failed, timed-out or cancelled run can be retried: wait for a queued or running run to end; trigger a new run to repeat one that succeeded." },

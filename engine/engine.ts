@@ -17,6 +17,9 @@ import { executeRun } from "./runner/execute.js";
 import { ParamsValidator } from "./runner/params.js";
 import { DEFAULT_RUN_HOST_LIMITS, type RunHostLimits } from "./runner/run-host.js";
 import { Runner } from "./runner/runner.js";
+import { assertReplay } from "./idempotency/replay.js";
+import { openSecretBox, type SecretBox } from "./secrets/key.js";
+import { Webhooks } from "./webhooks/webhooks.js";
 
 export interface TriggerInput {
   params?: unknown;
@@ -45,6 +48,7 @@ const IDEMPOTENCY_PATTERN = /^[\x21-\x7e]{1,200}$/;
 export class Engine {
   readonly events: EngineEvents;
   readonly registry: WorkflowRegistry;
+  readonly webhooks: Webhooks;
   private readonly runner: Runner;
   private readonly params = new ParamsValidator();
   private readonly pool: IsolatePool;
@@ -57,6 +61,8 @@ export class Engine {
     readonly logger: Logger,
     readonly now: () => number,
     hostLimits: RunHostLimits,
+    /** Seals stored secrets (webhook secrets; OAuth material later). */
+    readonly secrets: SecretBox,
   ) {
     this.events = new EngineEvents((event, err) => logger.error({ err, event }, "engine event listener threw"));
     this.registry = new WorkflowRegistry({
@@ -66,6 +72,17 @@ export class Engine {
       limits: this.sandboxLimits,
       workflowsDir: config.workflowsDir,
       now,
+    });
+    // Before any workflow loads: the first registration of a webhook workflow creates its secret.
+    this.webhooks = new Webhooks({
+      storage,
+      secrets,
+      events: this.events,
+      logger,
+      now,
+      publicUrl: config.publicUrl,
+      lookup: async (name) => this.registry.get(name) ?? (await this.registry.refresh(name)),
+      known: (name) => this.registry.get(name),
     });
     this.pool = new IsolatePool({ memoryMb: config.sandboxMemoryMb, maxIdle: config.concurrency });
     const execDeps = {
@@ -93,10 +110,19 @@ export class Engine {
   static async open(config: EngineConfig, deps: EngineDeps = {}): Promise<Engine> {
     const logger = deps.logger ?? createLogger({ level: config.logLevel });
     const storage = await openStorage({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, ...(deps.storageBusyMs === undefined ? {} : { busyBudgetMs: deps.storageBusyMs }) });
-    const engine = new Engine(config, storage, logger, deps.now ?? Date.now, { ...DEFAULT_RUN_HOST_LIMITS, ...deps.hostLimits });
+    let secrets: SecretBox;
+    try {
+      secrets = await openSecretBox({ envKey: config.secretKey, dataDir: config.dataDir, check: storage.secretKeyCheck, now: (deps.now ?? Date.now)() });
+    } catch (err) {
+      await storage.close();
+      throw err;
+    }
+    if (secrets.source.generated) logger.info({ file: secrets.source.name }, "created the secret key that seals stored secrets; back it up with the database");
+    const engine = new Engine(config, storage, logger, deps.now ?? Date.now, { ...DEFAULT_RUN_HOST_LIMITS, ...deps.hostLimits }, secrets);
     try {
       await engine.registry.loadStored();
       await engine.registry.loadDirectory();
+      await engine.webhooks.settled();
     } catch (err) {
       await storage.close();
       throw err;
@@ -158,7 +184,10 @@ export class Engine {
       ...(options.adopt ? { claim: { owner: this.config.owner, leaseUntil: now + this.config.leaseMs } } : {}),
       ...(input.retryOf ? { retryOf: input.retryOf } : {}),
     });
-    if (!created) return { run, created };
+    if (!created) {
+      assertReplay(name, input.idempotencyKey ?? "", run, { params, org: input.org ?? null });
+      return { run, created };
+    }
     // Its version's bundle stays while the run is unfinished, whatever is registered meanwhile.
     await this.registry.retain(workflow);
     this.events.emit("run:queued", { run });
@@ -290,6 +319,7 @@ export class Engine {
     this.stopWatching?.();
     await this.runner.stop(graceMs);
     this.pool.close();
+    await this.webhooks.settled();
     await this.registry.close();
     await this.storage.close();
   }

@@ -17,6 +17,8 @@ export interface EngineEventMap {
   "run:finished": { run: RunRecord };
   /** One invocation is over: its decision and whether storage recorded it (false for abandon). */
   "invocation:ended": { runId: string; decision: "finish" | "requeue" | "abandon"; recorded: boolean };
+  /** A webhook workflow got its first secret, or a new one. The secret itself is never in an event. */
+  "webhook:secret": { workflow: string; reason: "created" | "rotated" };
 }
 
 export type EngineEventName = keyof EngineEventMap;

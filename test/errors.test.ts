@@ -6,7 +6,7 @@ const README = readFileSync(new URL("../README.md", import.meta.url), "utf8");
 const CODES = Object.keys(ERROR_CODES) as ErrorCode[];
 
 /** Codes only one surface can produce (a new code must be placed here or be true on both). */
-const HTTP_ONLY: ErrorCode[] = ["ROUTE_NOT_FOUND", "UNSUPPORTED_MEDIA_TYPE", "MALFORMED_REQUEST", "HEADERS_TOO_LARGE", "REQUEST_TIMEOUT"].filter((c): c is ErrorCode => c in ERROR_CODES);
+const HTTP_ONLY: ErrorCode[] = ["ROUTE_NOT_FOUND", "UNSUPPORTED_MEDIA_TYPE", "MALFORMED_REQUEST", "HEADERS_TOO_LARGE", "REQUEST_TIMEOUT", "METHOD_NOT_ALLOWED", "WEBHOOK_SIGNATURE_INVALID"].filter((c): c is ErrorCode => c in ERROR_CODES);
 const CLI_ONLY: ErrorCode[] = ["CLI_USAGE"];
 /** Codes stored in run records: their fix is shown by the API and by `bifrost runs show` alike. */
 const RUN_RECORD_CODES: ErrorCode[] = CODES.filter((c) => ERROR_CODES[c].status === 500 && !["CONFIG_INVALID", "INTERNAL"].includes(c));

@@ -80,6 +80,8 @@ export interface WorkflowDefinition<P = Record<string, unknown>, R = unknown> {
   chunkTimeout?: Duration;
   /** Run-level retries of failed runs; finished steps are reused. attempts counts the first try. */
   retry?: { attempts: number; backoff?: "exponential" | "fixed"; delay?: Duration; maxDelay?: Duration };
+  /** Accept POST /api/hooks/<name> signed with the workflow's webhook secret (X-Bifrost-Signature). Default false. */
+  webhook?: boolean;
   /** Must be deterministic outside steps: it runs again from the top on every resume. */
   run(ctx: WorkflowContext, params: P): R | Promise<R>;
 }

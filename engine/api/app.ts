@@ -6,6 +6,8 @@ import { installAuth } from "./auth.js";
 import { BODY_LIMIT, installErrorHandling, MAX_PARAM_LENGTH, onClientError, onFrameworkError } from "./errors.js";
 import { installJsonBodyParser } from "./json-body.js";
 import { healthRoutes } from "./routes/health.js";
+import { hookRoutes } from "./routes/hooks.js";
+import { webhookRoutes } from "./routes/webhooks.js";
 import { runControlRoutes } from "./routes/run-control.js";
 import { runRoutes } from "./routes/runs.js";
 import { workflowRoutes } from "./routes/workflows.js";
@@ -41,6 +43,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(healthRoutes(engine));
   await app.register(workflowRoutes(engine));
   await app.register(runRoutes(engine));
+  await app.register(webhookRoutes(engine));
+  await app.register(hookRoutes(engine));
   await app.register(runControlRoutes(engine));
   return app;
 }

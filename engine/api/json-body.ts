@@ -30,14 +30,37 @@ export function parseJsonBody(text: string): unknown {
   return value;
 }
 
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+/**
+ * A body's bytes as text. JSON is UTF-8 (RFC 8259): bytes that are not are refused, not replaced
+ * by U+FFFD behind the caller's back (which would also change what a webhook signature covers).
+ */
+export function decodeBody(bytes: Buffer): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw new BifrostError("INVALID_JSON", "The body is not valid UTF-8: JSON bodies must be encoded as UTF-8");
+  }
+}
+
+export function parseJsonBytes(bytes: Buffer): unknown {
+  return parseJsonBody(decodeBody(bytes));
+}
+
 export function installJsonBodyParser(app: FastifyInstance): void {
   // Only JSON is accepted: anything else is a 415 with the API's error shape.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (_request, body, done) => {
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, body, done) => {
     try {
-      done(null, parseJsonBody(body as string));
+      done(null, parseJsonBytes(body as Buffer));
     } catch (err) {
       done(err as Error, undefined);
     }
+  });
+  // No body at all is an empty object to a route that takes one (fastify would validate it as
+  // null and refuse it): POST .../runs without a body is a run with default params.
+  app.addHook("preValidation", async (request) => {
+    if (request.body === undefined && request.routeOptions.schema?.body !== undefined) request.body = {};
   });
 }

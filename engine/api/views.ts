@@ -83,6 +83,7 @@ export function workflowView(w: RegisteredWorkflow, problem: RegistrationProblem
     timeoutMs: d.timeoutMs,
     chunkTimeoutMs: d.chunkTimeoutMs,
     retry: d.retry,
+    webhook: d.webhook === true,
     sourceKind: w.sourceKind,
     file: w.file,
     version: w.version,

@@ -12,6 +12,7 @@ import { createLogger } from "../logger.js";
 import { startServer } from "../server.js";
 import { dim, errorText, logLine, runDetails, runDuration, statusText, table, yellow } from "./format.js";
 import { firstKeyText, keysCommand } from "./keys.js";
+import { webhooksCommand } from "./webhooks.js";
 
 const USAGE = `bifrost — workflow engine
 
@@ -29,6 +30,8 @@ Usage:
                                          a new API key (admin, operator or viewer), printed once
   bifrost keys list                      API keys (never their secrets)
   bifrost keys revoke <key-id>           refuse a key from now on
+  bifrost webhooks show <workflow>       a webhook workflow's secret (stdout) and how to sign with it
+  bifrost webhooks rotate <workflow>     replace the secret; the old one stops working at once
 
 Options:
   --json     machine-readable output on stdout
@@ -97,6 +100,8 @@ async function main(argv: string[]): Promise<number> {
       return usage(`unknown command "runs ${sub}"; try list, show or logs`);
     case "keys":
       return withStorage((s) => keysCommand(s, sub, rest, args.values));
+    case "webhooks":
+      return webhooksCommand(sub, rest, args.values, openCliEngine);
     default:
       return usage(`unknown command "${command}"`);
   }

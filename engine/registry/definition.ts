@@ -13,6 +13,8 @@ export interface WorkflowDefinition {
   timeoutMs: number;
   chunkTimeoutMs: number;
   retry: RetryDefinition;
+  /** Accepts POST /api/hooks/:name, signed with the workflow's webhook secret. */
+  webhook?: boolean;
 }
 
 export interface ScheduleDefinition {
@@ -32,7 +34,7 @@ export interface RetryDefinition {
 }
 
 export const NAME_PATTERN = /^[a-z][a-z0-9_-]{0,63}$/;
-const KEYS = ["name", "description", "params", "schedule", "timeout", "chunkTimeout", "retry"];
+const KEYS = ["name", "description", "params", "schedule", "timeout", "chunkTimeout", "retry", "webhook"];
 const SCHEDULE_KEYS = ["cron", "timezone", "overlap", "catchUp", "catchUpWindow"];
 const RETRY_KEYS = ["attempts", "backoff", "delay", "maxDelay"];
 const HOUR = 3_600_000;
@@ -204,7 +206,9 @@ export function validateDefinition(raw: unknown): Result {
     timeoutMs,
     chunkTimeoutMs: duration(raw.chunkTimeout, "chunkTimeout", 5 * 60_000, DEFINITION_LIMITS.maxTimeoutMs, problems),
     retry: retry(raw.retry, problems),
+    webhook: raw.webhook === true,
   };
+  if (raw.webhook !== undefined && typeof raw.webhook !== "boolean") problems.push(`webhook: ${quote(raw.webhook)} must be true or false`);
   if (definition.chunkTimeoutMs > definition.timeoutMs) definition.chunkTimeoutMs = definition.timeoutMs;
   return problems.length > 0 ? { ok: false, problems } : { ok: true, definition };
 }

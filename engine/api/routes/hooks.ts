@@ -1,0 +1,56 @@
+import type { FastifyPluginAsync } from "fastify";
+import { BifrostError } from "../../../common/errors.js";
+import type { Engine } from "../../engine.js";
+import { orgScope } from "../auth.js";
+import { parseJsonBytes } from "../json-body.js";
+
+const hookParams = { type: "object", properties: { workflow: { type: "string", minLength: 1, maxLength: 64 } }, required: ["workflow"] } as const;
+const IDEMPOTENCY_HEADER = "idempotency-key";
+
+const SIGNATURE_PROBLEM = {
+  missing: "The request carries neither an X-Bifrost-Signature header nor an API key",
+  garbled: "The X-Bifrost-Signature header is not of the form sha256=<64 hex digits>",
+  mismatch: "The X-Bifrost-Signature does not match the body: it was not signed with this workflow's current webhook secret, or the body changed on the way",
+} as const;
+
+/**
+ * POST /api/hooks/:workflow: a webhook starts a run of a workflow that declares `webhook: true`,
+ * with the JSON body as its params. The signature covers the raw bytes, so this plugin keeps them:
+ * the body is parsed only after the signature checks out (an unsigned caller learns nothing of
+ * how the body or the params schema is judged).
+ */
+export const hookRoutes = (engine: Engine): FastifyPluginAsync =>
+  async (app) => {
+    // Only in this plugin's context: every other route keeps the JSON parser of json-body.ts.
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, body, done) => done(null, body));
+
+    app.post<{ Params: { workflow: string } }>(
+      "/api/hooks/:workflow",
+      { schema: { params: hookParams }, config: { access: "webhook" } },
+      async (request, reply) => {
+        const name = request.params.workflow;
+        await engine.webhooks.requireWebhook(name);
+        const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+        const signature = request.headers["x-bifrost-signature"];
+        if (signature !== undefined) {
+          const check = await engine.webhooks.verify(name, raw, Array.isArray(signature) ? signature.join(", ") : signature);
+          if (!check.ok) throw new BifrostError("WEBHOOK_SIGNATURE_INVALID", SIGNATURE_PROBLEM[check.reason]);
+          request.principal = { keyId: null, role: "operator", org: null };
+        } else if (!request.principal) {
+          // The auth plugin lets no unsigned call through without a key; this holds even without it.
+          throw new BifrostError("WEBHOOK_SIGNATURE_INVALID", SIGNATURE_PROBLEM.missing);
+        }
+        const params = raw.length === 0 ? undefined : parseJsonBytes(raw);
+        const key = request.headers[IDEMPOTENCY_HEADER];
+        const { run, created } = await engine.triggerRun(name, {
+          params,
+          org: orgScope(request) ?? null,
+          trigger: "webhook",
+          idempotencyKey: typeof key === "string" ? key : null,
+        });
+        if (!created) void reply.header("idempotent-replayed", "true");
+        return reply.status(202).send({ id: run.id, status: run.status });
+      },
+    );
+  };

@@ -1,0 +1,119 @@
+import { BifrostError } from "../../common/errors.js";
+import type { Storage, WebhookSecretRecord } from "../../storage/types.js";
+import type { EngineEvents } from "../events.js";
+import type { Logger } from "../logger.js";
+import type { RegisteredWorkflow } from "../registry/registry.js";
+import type { SecretBox } from "../secrets/key.js";
+import { curlExample } from "./example.js";
+import { newWebhookSecret, SIGNATURE_HEADER, verifySignature, type SignatureCheck } from "./signature.js";
+
+export interface WebhookDeps {
+  storage: Storage;
+  secrets: SecretBox;
+  events: EngineEvents;
+  logger: Logger;
+  now: () => number;
+  publicUrl: string;
+  /** The registered workflow of that name, as the engine sees it now (another process may have registered it). */
+  lookup: (name: string) => Promise<RegisteredWorkflow | undefined>;
+  /** The registered workflow as this process knows it, without asking storage. */
+  known: (name: string) => RegisteredWorkflow | undefined;
+}
+
+/** What an admin sees of a workflow's webhook: the only place the secret is ever shown. */
+export interface WebhookInfo {
+  workflow: string;
+  url: string;
+  header: string;
+  secret: string;
+  example: string;
+  createdAt: number;
+  rotatedAt: number | null;
+}
+
+/**
+ * Webhook secrets: one per workflow that declares `webhook: true`, created when such a workflow is
+ * first registered (or first asked for), kept sealed in storage, shown to admins, rotatable. A
+ * secret stays with its workflow name until rotated, also across unregistering and registering again.
+ */
+export class Webhooks {
+  private readonly pending = new Set<Promise<void>>();
+
+  constructor(private readonly deps: WebhookDeps) {
+    deps.events.on("workflow:registered", ({ name }) => {
+      if (!deps.known(name)?.definition.webhook) return;
+      const creating = this.stored(name).then(
+        () => undefined,
+        (err: unknown) => deps.logger.error({ err, workflow: name }, "could not create the webhook secret; it is created when first used"),
+      );
+      this.pending.add(creating);
+      void creating.finally(() => this.pending.delete(creating));
+    });
+  }
+
+  /** Resolves once secrets of workflows registered so far are stored. */
+  async settled(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+  }
+
+  /** The workflow, if it accepts webhooks; WEBHOOK_NOT_FOUND (the same for an unknown workflow) otherwise. */
+  async requireWebhook(name: string): Promise<RegisteredWorkflow> {
+    const workflow = await this.deps.lookup(name);
+    if (workflow?.definition.webhook) return workflow;
+    throw new BifrostError("WEBHOOK_NOT_FOUND", `No webhook for workflow "${name}": no registered workflow of that name declares webhook: true`, { details: { workflow: name } });
+  }
+
+  async verify(name: string, body: Buffer, header: string | undefined): Promise<SignatureCheck> {
+    await this.requireWebhook(name);
+    return verifySignature(this.open(await this.stored(name)), body, header);
+  }
+
+  async info(name: string): Promise<WebhookInfo> {
+    await this.requireWebhook(name);
+    return this.view(await this.stored(name));
+  }
+
+  /** Replaces the secret at once: the old one stops working. */
+  async rotate(name: string): Promise<WebhookInfo> {
+    await this.requireWebhook(name);
+    await this.stored(name);
+    const replaced = await this.deps.storage.webhookSecrets.replace(name, this.seal(name, newWebhookSecret()), this.deps.now());
+    if (!replaced) throw new BifrostError("INTERNAL", `the webhook secret of "${name}" disappeared while it was rotated`);
+    this.deps.events.emit("webhook:secret", { workflow: name, reason: "rotated" });
+    this.deps.logger.info({ workflow: name }, "webhook secret rotated");
+    return this.view(replaced);
+  }
+
+  /** The stored secret, created first if the workflow has none yet. */
+  private async stored(name: string): Promise<WebhookSecretRecord> {
+    const existing = await this.deps.storage.webhookSecrets.get(name);
+    if (existing) return existing;
+    const createdAt = this.deps.now();
+    const sealed = this.seal(name, newWebhookSecret());
+    const record = await this.deps.storage.webhookSecrets.createIfAbsent({ workflow: name, sealed, createdAt });
+    if (record.sealed === sealed) {
+      this.deps.events.emit("webhook:secret", { workflow: name, reason: "created" });
+      this.deps.logger.info({ workflow: name }, "webhook secret created");
+    }
+    return record;
+  }
+
+  private seal(name: string, secret: string): string {
+    return this.deps.secrets.seal(secret, contextOf(name));
+  }
+
+  private open(record: WebhookSecretRecord): string {
+    return this.deps.secrets.open(record.sealed, contextOf(record.workflow));
+  }
+
+  private view(record: WebhookSecretRecord): WebhookInfo {
+    const secret = this.open(record);
+    const url = `${this.deps.publicUrl}/api/hooks/${record.workflow}`;
+    return { workflow: record.workflow, url, header: SIGNATURE_HEADER, secret, example: curlExample(url, secret), createdAt: record.createdAt, rotatedAt: record.rotatedAt };
+  }
+}
+
+/** Bound into each sealed secret: a sealed value copied to another workflow's row does not open. */
+function contextOf(name: string): string {
+  return `webhook_secret:${name}`;
+}
