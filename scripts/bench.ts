@@ -6,6 +6,7 @@ import { join } from "node:path";
 import Fastify from "fastify";
 import ivm from "isolated-vm";
 import { pino } from "pino";
+import { createKey } from "../engine/auth/key-store.js";
 import { loadConfig } from "../engine/config.js";
 import { compileModule } from "../engine/registry/compile.js";
 import { startServer } from "../engine/server.js";
@@ -57,7 +58,7 @@ function rawReusedIsolate(): () => Promise<void> {
   };
 }
 
-async function httpLoad(url: string, body: string, total: number, concurrency: number): Promise<{ perSecond: number; latency: Stats }> {
+async function httpLoad(url: string, body: string, total: number, concurrency: number, headers: Record<string, string> = {}): Promise<{ perSecond: number; latency: Stats }> {
   let next = 0;
   const latencies: number[] = [];
   const started = performance.now();
@@ -66,7 +67,7 @@ async function httpLoad(url: string, body: string, total: number, concurrency: n
       while (next < total) {
         next += 1;
         const t = performance.now();
-        const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body });
+        const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
         const json = (await res.json()) as { status?: string };
         if (res.status !== 200 || json.status !== "succeeded") throw new Error(`unexpected response ${res.status} ${JSON.stringify(json)}`);
         latencies.push(performance.now() - t);
@@ -118,15 +119,19 @@ async function main(): Promise<void> {
     await floor.listen({ port: 0, host: "127.0.0.1" });
     const floorAddr = floor.server.address();
     const floorUrl = `http://127.0.0.1:${typeof floorAddr === "object" && floorAddr ? floorAddr.port : 0}/echo`;
-    const floorLoad = await httpLoad(floorUrl, JSON.stringify({ n: 1 }), HTTP_RUNS, HTTP_CONCURRENCY);
+    // Both sides get the same Authorization header; only Bifrost checks it (part of its cost).
+    const auth = { authorization: `Bearer ${"x".repeat(68)}` };
+    const floorLoad = await httpLoad(floorUrl, JSON.stringify({ n: 1 }), HTTP_RUNS, HTTP_CONCURRENCY, auth);
     await floor.close();
 
     const config = loadConfig({}, { dataDir: join(dir, "data"), workflowsDir, port: 0, host: "127.0.0.1", watch: false, concurrency: HTTP_CONCURRENCY });
     const server = await startServer(config, { logger: pino({ level: "silent" }) });
     const runUrl = `${server.url}/api/workflows/trivial/runs`;
+    const { key } = await createKey(server.engine.storage, { role: "operator", name: "bench" }, Date.now());
+    auth.authorization = `Bearer ${key}`;
     const body = JSON.stringify({ params: { n: 1 }, wait: true });
-    await httpLoad(runUrl, body, 20, HTTP_CONCURRENCY); // warm-up
-    const e2e = await httpLoad(runUrl, body, HTTP_RUNS, HTTP_CONCURRENCY);
+    await httpLoad(runUrl, body, 20, HTTP_CONCURRENCY, auth); // warm-up
+    const e2e = await httpLoad(runUrl, body, HTTP_RUNS, HTTP_CONCURRENCY, auth);
     await server.close();
     row(`runs/s over HTTP with wait (${HTTP_CONCURRENCY} clients)`, `${e2e.perSecond.toFixed(0)}/s`, `bare fastify POST ${floorLoad.perSecond.toFixed(0)}/s`, `${(e2e.perSecond / floorLoad.perSecond).toFixed(3)}x`);
     row("  latency median", ms(e2e.latency.median), `bare fastify ${ms(floorLoad.latency.median)}`, "");
