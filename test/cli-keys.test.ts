@@ -75,8 +75,9 @@ describe("bifrost keys", () => {
     const viewer = JSON.parse(json.stdout);
     expect(viewer).toEqual({ id: expect.stringMatching(/^key_[0-9a-f]{16}$/), name: "viewer key", role: "viewer", org: null, createdAt: expect.any(String), lastUsedAt: null, revokedAt: null, key: expect.stringMatching(/^bfk_/) });
 
-    const listed = await bifrost(["keys", "list", "--json"], env);
+    const listed = await bifrost(["keys", "list", "--json"], { ...env, BIFROST_URL: "http://127.0.0.1:9" });
     expect(listed.code).toBe(0);
+    expect(listed.stderr).toMatch(/works on the data directory \(BIFROST_DATA_DIR\), not on the server at BIFROST_URL/);
     const { items } = JSON.parse(listed.stdout) as { items: Record<string, unknown>[] };
     expect(items.map((k) => [k.role, k.org, k.name])).toEqual([
       ["operator", "contoso", "CI deploys"],
@@ -86,6 +87,7 @@ describe("bifrost keys", () => {
     const table = await bifrost(["keys", "list"], env);
     expect(table.stdout).toMatch(/^ID +ROLE +ORG +NAME +CREATED +LAST USED +REVOKED$/m);
     expect(table.stdout).toMatch(new RegExp(`^${viewer.id} +viewer +- +viewer key +\\S+ +never +-$`, "m"));
+    expect(table.stderr).toBe("");
     for (const text of [listed.stdout, table.stdout, listed.stderr, table.stderr]) {
       expect(text).not.toContain(operatorKey);
       expect(text).not.toContain(viewer.key);

@@ -25,6 +25,8 @@ function usage(message: string): never {
 }
 
 export async function keysCommand(storage: Storage, sub: string | undefined, rest: string[], options: KeyOptions): Promise<number> {
+  // Keys are never managed over HTTP: say so rather than let a client setting suggest otherwise.
+  if (process.env.BIFROST_URL) err(dim("note: bifrost keys works on the data directory (BIFROST_DATA_DIR), not on the server at BIFROST_URL"));
   switch (sub) {
     case "create":
       if (rest.length > 0) usage(`keys create takes no arguments (got "${rest[0]}"); name the key with --name`);
