@@ -143,7 +143,7 @@ export class Engine {
   }
 
   async getWorkflow(name: string): Promise<RegisteredWorkflow> {
-    const workflow = this.registry.get(name) ?? (await this.registry.refresh(name));
+    const workflow = await this.registry.resolve(name);
     if (workflow) return workflow;
     // A module that failed to load is the likely reason: say so rather than just "not found".
     const problem = this.registry.problems().find((p) => p.name === name || (p.file !== null && basename(p.file).replace(/\.[mc]?[jt]s$/, "") === name));

@@ -154,6 +154,8 @@ export interface WorkflowVersionRepository {
   /** Stores a version unless it is stored already (a version's content never changes). */
   put(record: WorkflowVersionRecord): Promise<void>;
   get(name: string, version: string): Promise<WorkflowVersionRecord | undefined>;
+  /** The version a workflow's current registration has (the workflows table), read cheaply. */
+  current(name: string): Promise<string | undefined>;
   /** Versions stored for a workflow, oldest first. */
   list(name: string): Promise<{ version: string; createdAt: number }[]>;
   /**

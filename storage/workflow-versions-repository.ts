@@ -42,6 +42,11 @@ export function workflowVersionRepository(db: Kysely<Database>): WorkflowVersion
       );
     },
 
+    async current(name) {
+      const row = await db.selectFrom("workflows").select("version").where("name", "=", name).executeTakeFirst();
+      return row?.version;
+    },
+
     async list(name) {
       const rows = await db.selectFrom("workflow_versions").select(["version", "created_at"]).where("name", "=", name).orderBy("created_at").orderBy("version").execute();
       return rows.map((r) => ({ version: r.version, createdAt: r.created_at }));

@@ -119,6 +119,23 @@ describe("registering a module sent as text", () => {
     expect((await rejection(engine.registry.unregisterSource("shared"))).code).toBe("WORKFLOW_FILE_MANAGED");
   });
 
+  it("triggers the version another engine process registered since, and not one it removed", async () => {
+    const { engine, dataDir, workflowsDir } = await open();
+    await engine.registry.registerSource("moving", workflowSource("moving", "return 'v1';"));
+    // `bifrost workflows deploy` on the same data directory, while this engine runs.
+    const { engine: deployer } = await open({ dataDir, workflowsDir });
+    const v2 = (await deployer.registry.registerSource("moving", workflowSource("moving", "return 'v2';"))).workflow.version;
+    engine.start({ watch: false });
+    const { run } = await engine.triggerRun("moving");
+    expect(run.workflowVersion).toBe(v2);
+    expect((await engine.waitForRun(run.id, 10_000)).result).toBe("v2");
+    expect((await engine.getWorkflow("moving")).version).toBe(v2);
+
+    await deployer.registry.unregisterSource("moving");
+    expect((await rejection(engine.triggerRun("moving"))).code).toBe("WORKFLOW_NOT_FOUND");
+    expect(engine.registry.get("moving")).toBeUndefined();
+  });
+
   it("does not unregister file workflows of another workflows directory whose files exist", async () => {
     const { dataDir } = await open({ workflows: { "theirs.ts": workflowSource("theirs", "return 1;") } });
     // An engine (a CLI command) on the same database with another workflows directory.

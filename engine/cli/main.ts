@@ -13,6 +13,7 @@ import { startServer } from "../server.js";
 import { dim, errorText, logLine, runDetails, runDuration, statusText, table, yellow } from "./format.js";
 import { firstKeyText, keysCommand } from "./keys.js";
 import { webhooksCommand } from "./webhooks.js";
+import { deployCommand } from "./deploy.js";
 
 const USAGE = `bifrost — workflow engine
 
@@ -21,6 +22,8 @@ Usage:
   bifrost run <workflow> [--params JSON] [--org ORG]
                                          run a workflow here, streaming its logs; exits 1 unless it succeeds
   bifrost workflows list                 registered workflows (and modules that failed to load)
+  bifrost workflows deploy <file> [--name N]
+                                         register a module file's text (as PUT /api/workflows/:name); N: the file's name
   bifrost runs list [--workflow W] [--status S] [--trigger T] [--org ORG] [--since TIME] [--until TIME]
                     [--limit N] [--cursor C]
                                          runs, newest first; a full page ends with the --cursor of the next
@@ -91,7 +94,8 @@ async function main(argv: string[]): Promise<number> {
       if (!sub) usage("run needs a workflow name: bifrost run <workflow> [--params JSON]");
       return run(sub, args);
     case "workflows":
-      if (sub !== "list" && sub !== undefined) usage(`unknown command "workflows ${sub}"; try "workflows list"`);
+      if (sub === "deploy") return deployCommand(rest, args.values, openCliEngine);
+      if (sub !== "list" && sub !== undefined) usage(`unknown command "workflows ${sub}"; try "workflows list" or "workflows deploy <file>"`);
       return listWorkflows(args);
     case "runs":
       if (sub === "list" || sub === undefined) return withStorage((s) => listRuns(s, args));

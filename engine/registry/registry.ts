@@ -152,6 +152,25 @@ export class WorkflowRegistry {
   }
 
   /**
+   * The workflow as the database has it now, for a trigger or a lookup: another engine process (or
+   * `bifrost workflows deploy` on the same data directory) may have registered a newer version or
+   * removed one sent as text. One small read when the cached version is still current.
+   */
+  async resolve(name: string): Promise<RegisteredWorkflow | undefined> {
+    const cached = this.byName.get(name);
+    const version = await this.deps.storage.workflowVersions.current(name);
+    if (version === undefined) {
+      // A file workflow is this process's own (its file is there); text is the database's.
+      if (cached?.sourceKind !== "api") return cached;
+      this.byName.delete(name);
+      this.deps.events.emit("workflow:removed", { name });
+      return undefined;
+    }
+    if (cached && cached.version === version) return cached;
+    return this.refresh(name);
+  }
+
+  /**
    * Keeps the bundle of the version a run was just created with. A sweep between reading the
    * workflow and creating the run may have dropped it (a newer version was registered meanwhile);
    * once the run exists, no sweep drops it again.
@@ -264,7 +283,7 @@ export class WorkflowRegistry {
       if (workflow.definition.name !== name) {
         const reason = `the module is named "${workflow.definition.name}" but was sent as "${name}": the name in the module must match`;
         throw new BifrostError("WORKFLOW_INVALID", `${file}: ${reason}`, {
-          details: { file, line: definitionLine(source, "name"), reason },
+          details: { file, line: definitionLine(source, "name"), reason, name: workflow.definition.name, sentAs: name },
           fix: `Send the module as "${workflow.definition.name}", or change its name to "${name}".`,
         });
       }
