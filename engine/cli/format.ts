@@ -1,4 +1,4 @@
-import type { LogRecord, RunRecord, StepRecord } from "../../storage/types.js";
+import type { LogLevel } from "../../storage/types.js";
 import type { ErrorData } from "../../common/errors.js";
 import { formatDuration } from "../duration.js";
 
@@ -18,7 +18,42 @@ export function statusText(status: string): string {
   return yellow(status);
 }
 
-export function logLine(line: LogRecord): string {
+/** A log line as stored (epoch ms) or as the API sends it (ISO time). */
+export interface PrintableLogLine {
+  ts: number | string;
+  level: LogLevel;
+  msg: string;
+  data?: unknown;
+  step?: string;
+}
+
+/** The API's run view (GET /api/runs/:id): what `runs show` prints, embedded or from a server. */
+export interface PrintableRun {
+  id: string;
+  workflow: string;
+  org: string | null;
+  trigger: string;
+  status: string;
+  params: unknown;
+  result: unknown;
+  error: ErrorData | null;
+  attempt: number;
+  queuedAt: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  durationMs: number | null;
+  retryOf?: string | null;
+  cancelRequestedAt?: string | null;
+}
+
+export interface PrintableStep {
+  name: string;
+  status: string;
+  attempts: number;
+  durationMs: number | null;
+}
+
+export function logLine(line: PrintableLogLine): string {
   const time = new Date(line.ts).toISOString().slice(11, 23);
   const level = LEVEL_COLOR[line.level](line.level.toUpperCase().padEnd(5));
   const step = line.step ? dim(`[${line.step}] `) : "";
@@ -41,25 +76,25 @@ export function table(rows: string[][]): string {
   return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell + " ".repeat((widths[i] ?? 0) - visible(cell)))).join("  ")).join("\n");
 }
 
-export function runDuration(run: RunRecord): string {
+export function runDuration(run: Pick<PrintableRun, "startedAt" | "durationMs">): string {
   if (run.startedAt === null) return "-";
-  return formatDuration((run.finishedAt ?? Date.now()) - run.startedAt);
+  return formatDuration(run.durationMs ?? Date.now() - Date.parse(run.startedAt));
 }
 
-export function runDetails(run: RunRecord, steps: StepRecord[]): string {
+export function runDetails(run: PrintableRun, steps: PrintableStep[]): string {
   const out = [
     `${run.workflow} ${dim(run.id)}`,
-    `  status:    ${statusText(run.status)}`,
-    `  trigger:   ${run.trigger}${run.org ? `  org: ${run.org}` : ""}  attempt: ${run.attempt}`,
-    `  queued:    ${new Date(run.queuedAt).toISOString()}`,
-    `  started:   ${run.startedAt ? new Date(run.startedAt).toISOString() : "-"}`,
-    `  finished:  ${run.finishedAt ? new Date(run.finishedAt).toISOString() : "-"}  (${runDuration(run)})`,
+    `  status:    ${statusText(run.status)}${run.cancelRequestedAt && run.status === "running" ? yellow(`  (cancel requested ${run.cancelRequestedAt})`) : ""}`,
+    `  trigger:   ${run.trigger}${run.org ? `  org: ${run.org}` : ""}  attempt: ${run.attempt}${run.retryOf ? `  retry of: ${run.retryOf}` : ""}`,
+    `  queued:    ${run.queuedAt ?? "-"}`,
+    `  started:   ${run.startedAt ?? "-"}`,
+    `  finished:  ${run.finishedAt ?? "-"}  (${runDuration(run)})`,
     `  params:    ${JSON.stringify(run.params)}`,
   ];
   if (steps.length > 0) {
     out.push("  steps:");
     for (const s of steps) {
-      const took = s.finishedAt === null ? "" : dim(` ${formatDuration(s.finishedAt - s.startedAt)}`);
+      const took = s.durationMs === null ? "" : dim(` ${formatDuration(s.durationMs)}`);
       out.push(`    ${statusText(s.status).padEnd(10)} ${s.name}${took}${s.attempts > 1 ? dim(` (${s.attempts} attempts)`) : ""}`);
     }
   }
