@@ -156,6 +156,8 @@ export interface WorkflowVersionRepository {
   get(name: string, version: string): Promise<WorkflowVersionRecord | undefined>;
   /** The version a workflow's current registration has (the workflows table), read cheaply. */
   current(name: string): Promise<string | undefined>;
+  /** Every registered workflow's current version. */
+  currentAll(): Promise<{ name: string; version: string }[]>;
   /** Versions stored for a workflow, oldest first. */
   list(name: string): Promise<{ version: string; createdAt: number }[]>;
   /**

@@ -47,6 +47,10 @@ export function workflowVersionRepository(db: Kysely<Database>): WorkflowVersion
       return row?.version;
     },
 
+    async currentAll() {
+      return db.selectFrom("workflows").select(["name", "version"]).orderBy("name").execute();
+    },
+
     async list(name) {
       const rows = await db.selectFrom("workflow_versions").select(["version", "created_at"]).where("name", "=", name).orderBy("created_at").orderBy("version").execute();
       return rows.map((r) => ({ version: r.version, createdAt: r.created_at }));

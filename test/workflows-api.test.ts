@@ -136,6 +136,18 @@ describe("PUT /api/workflows/:name", () => {
     expect((await call(app, "GET", "/api/workflows/guarded", admin)).status).toBe(200);
   });
 
+  it("lists what another engine process registered or removed since", async () => {
+    const { app, admin, engine, dataDir, workflowsDir } = await open();
+    await call(app, "PUT", "/api/workflows/old_one", admin, { source: returning("old_one", "x") });
+    const other = await openTestEngine({ dataDir, workflowsDir });
+    opened.push({ engine: other.engine, app: await buildApp({ engine: other.engine }) });
+    const v2 = (await other.engine.registry.registerSource("new_one", returning("new_one", "y"))).workflow.version;
+    await other.engine.registry.unregisterSource("old_one");
+    expect(engine.registry.get("old_one")).toBeDefined();
+    const list = await call(app, "GET", "/api/workflows", admin);
+    expect(list.body.items.map((w: { name: string; version: string }) => [w.name, w.version])).toEqual([["new_one", v2]]);
+  });
+
   it("persists a registered workflow: a second engine on the same data directory serves it", async () => {
     const { app, admin, dataDir, workflowsDir } = await open();
     const put = await call(app, "PUT", "/api/workflows/kept", admin, { source: returning("kept", "kept") });

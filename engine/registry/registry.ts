@@ -161,13 +161,20 @@ export class WorkflowRegistry {
     const version = await this.deps.storage.workflowVersions.current(name);
     if (version === undefined) {
       // A file workflow is this process's own (its file is there); text is the database's.
-      if (cached?.sourceKind !== "api") return cached;
-      this.byName.delete(name);
-      this.deps.events.emit("workflow:removed", { name });
-      return undefined;
+      if (cached?.sourceKind === "api") this.forget(name);
+      return cached?.sourceKind === "api" ? undefined : cached;
     }
     if (cached && cached.version === version) return cached;
     return this.refresh(name);
+  }
+
+  /** Brings every workflow up to what the database has (for a listing): see `resolve`. */
+  async sync(): Promise<void> {
+    const current = new Map((await this.deps.storage.workflowVersions.currentAll()).map((r) => [r.name, r.version]));
+    for (const [name, workflow] of [...this.byName]) {
+      if (!current.has(name) && workflow.sourceKind === "api") this.forget(name);
+    }
+    for (const [name, version] of current) if (this.byName.get(name)?.version !== version) await this.refresh(name);
   }
 
   /**
@@ -329,6 +336,12 @@ export class WorkflowRegistry {
     // Runs still queued or running keep their version; the sweep drops the rest.
     this.versions.requestSweep(name);
     return existed || deleted;
+  }
+
+  /** Another process removed a workflow sent as text: this one stops serving it. */
+  private forget(name: string): void {
+    this.byName.delete(name);
+    this.deps.events.emit("workflow:removed", { name });
   }
 
   /** Runs `fn` after every registration or removal before it has finished. */

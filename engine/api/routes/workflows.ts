@@ -19,6 +19,8 @@ const sourceBody = {
 export const workflowRoutes = (engine: Engine): FastifyPluginAsync =>
   async (app) => {
     app.get("/api/workflows", { config: { access: "read" } }, async () => {
+      // Another engine process may have registered or removed workflows since.
+      await engine.registry.sync();
       return workflowListView(engine.registry, engine.now());
     });
 
