@@ -112,9 +112,14 @@ describe("replies the framework used to write in its own shape", () => {
     expect(errorOf({ status: res.status, headers: Object.fromEntries(res.headers), body: await res.json() })).toMatchObject({ code: "VALIDATION_FAILED", message: expect.stringContaining("params.id") });
   });
 
-  it("a method Node knows but no route has", async () => {
+  it("a method Node knows but no route has: 405 on a path that exists, 404 on one that does not", async () => {
     const reply = await rawRequest("PROPFIND /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    expect(errorOf(reply)).toMatchObject({ code: "ROUTE_NOT_FOUND", message: "No route PROPFIND /api/runs" });
+    expect(errorOf(reply)).toMatchObject({ code: "METHOD_NOT_ALLOWED", message: "PROPFIND is not allowed on /api/runs: it accepts GET, HEAD" });
+    expect(reply.headers.allow).toBe("GET, HEAD");
+    const post = await rawRequest("DELETE /api/runs/abc/logs?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    expect(errorOf(post)).toMatchObject({ code: "METHOD_NOT_ALLOWED", message: "DELETE is not allowed on /api/runs/abc/logs: it accepts GET, HEAD" });
+    const unknown = await rawRequest("PROPFIND /api/nothing HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    expect(errorOf(unknown)).toMatchObject({ code: "ROUTE_NOT_FOUND", message: "No route PROPFIND /api/nothing" });
   });
 
   it("bodies that are not JSON, too large, or empty", async () => {
@@ -122,6 +127,19 @@ describe("replies the framework used to write in its own shape", () => {
     expect(errorOf(await post("/api/workflows/echo/runs", "{bad"))).toMatchObject({ code: "INVALID_JSON", message: expect.stringMatching(/^The body is not valid JSON: /) });
     expect(errorOf(await post("/api/workflows/echo/runs", ""))).toMatchObject({ code: "INVALID_JSON", message: expect.stringContaining("empty") });
     expect(errorOf(await post("/api/workflows/echo/runs", JSON.stringify({ params: { s: "x".repeat(1024 * 1024) } }))).code).toBe("PAYLOAD_TOO_LARGE");
+  });
+});
+
+describe("bodies read as they are, never coerced", () => {
+  it("a body that is not UTF-8, or declared in another charset, is refused rather than misread", async () => {
+    const latin1 = await fetch(`${server.url}/api/workflows/echo/runs`, { method: "POST", headers: { "content-type": "application/json", ...auth }, body: Buffer.from('{"params": {"s": "caf\xe9"}}', "latin1") });
+    expect(errorOf({ status: latin1.status, headers: Object.fromEntries(latin1.headers), body: await latin1.json() })).toMatchObject({ code: "INVALID_JSON", message: expect.stringContaining("not valid UTF-8") });
+    expect(errorOf(await post("/api/workflows/echo/runs", "{}", "application/json; charset=iso-8859-1"))).toMatchObject({ code: "UNSUPPORTED_MEDIA_TYPE", message: expect.stringContaining('"iso-8859-1"') });
+    expect(await post("/api/workflows/echo/runs", JSON.stringify({ params: { s: "café" }, wait: 20_000 }), 'application/json; charset="UTF-8"')).toMatchObject({ status: 200, body: { result: { s: "café" } } });
+  });
+
+  it("params: null is a value the schema judges, not absent params", async () => {
+    expect(errorOf(await post("/api/workflows/echo/runs", '{"params": null}'))).toMatchObject({ code: "INVALID_PARAMS", message: expect.stringContaining("must be object") });
   });
 });
 

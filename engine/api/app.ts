@@ -5,9 +5,11 @@ import "./access.js";
 import { installAuth } from "./auth.js";
 import { BODY_LIMIT, installErrorHandling, MAX_PARAM_LENGTH, onClientError, onFrameworkError } from "./errors.js";
 import { installJsonBodyParser } from "./json-body.js";
+import { installRouteTable } from "./route-table.js";
 import { healthRoutes } from "./routes/health.js";
 import { hookRoutes } from "./routes/hooks.js";
 import { webhookRoutes } from "./routes/webhooks.js";
+import { installStrictSchemas } from "./strict.js";
 import { runControlRoutes } from "./routes/run-control.js";
 import { runRoutes } from "./routes/runs.js";
 import { workflowRoutes } from "./routes/workflows.js";
@@ -36,7 +38,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // Query strings and path params are text: coercing "5" to 5 is intended there.
   const queryAjv = new Ajv({ allErrors: true, removeAdditional: false, coerceTypes: true, useDefaults: true, strict: false });
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? bodyAjv : queryAjv).compile(schema));
-  installErrorHandling(app);
+  const routes = installRouteTable(app);
+  installStrictSchemas(app);
+  installErrorHandling(app, routes);
   installJsonBodyParser(app);
   // Before any route is added: it checks every route declares its access.
   installAuth(app, engine);

@@ -4,6 +4,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { BifrostError, ERROR_CODES, type ErrorCode } from "../../common/errors.js";
 import { capString } from "../../common/json-bounds.js";
 import type { Logger } from "../logger.js";
+import type { RouteTable } from "./route-table.js";
 
 /**
  * Every 4xx/5xx the API sends has one shape, `{ error: { code, message, fix, details? } }`, with a
@@ -53,7 +54,7 @@ const FASTIFY_ERRORS: Record<string, (err: FastifyError, request: FastifyRequest
 };
 
 /** Used when fastify reports a status it has no code for: the nearest truthful code. */
-const BY_STATUS: Record<number, ErrorCode> = { 404: "ROUTE_NOT_FOUND", 408: "REQUEST_TIMEOUT", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE", 431: "HEADERS_TOO_LARGE" };
+const BY_STATUS: Record<number, ErrorCode> = { 404: "ROUTE_NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 408: "REQUEST_TIMEOUT", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE", 431: "HEADERS_TOO_LARGE" };
 
 function sendError(reply: FastifyReply, code: ErrorCode, message: string, options: { details?: unknown; fix?: string } = {}): FastifyReply {
   return reply.status(ERROR_CODES[code].status).send(errorBody(code, message, options));
@@ -118,8 +119,16 @@ export function onClientError(err: Error & { code?: string }, socket: Socket, lo
   socket.destroy();
 }
 
-export function installErrorHandling(app: FastifyInstance): void {
+export function installErrorHandling(app: FastifyInstance, routes?: RouteTable): void {
   app.setNotFoundHandler((request, reply) => {
+    // A path that exists under other methods is a 405 saying which, not a 404.
+    const path = request.url.split("?")[0] ?? "";
+    const allowed = routes?.methodsFor(path) ?? [];
+    if (allowed.length > 0) {
+      void reply.header("allow", allowed.join(", "));
+      void sendError(reply, "METHOD_NOT_ALLOWED", `${request.method} is not allowed on ${pathOf(request.url)}: it accepts ${allowed.join(", ")}`);
+      return;
+    }
     void sendError(reply, "ROUTE_NOT_FOUND", `No route ${request.method} ${pathOf(request.url)}`);
   });
 

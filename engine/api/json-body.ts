@@ -48,11 +48,26 @@ export function parseJsonBytes(bytes: Buffer): unknown {
   return parseJsonBody(decodeBody(bytes));
 }
 
+/** JSON is UTF-8: a body declared in another charset is refused rather than read as something else. */
+export function checkCharset(contentType: string | undefined): void {
+  for (const parameter of (contentType ?? "").split(";").slice(1)) {
+    const [name = "", value = ""] = parameter.split("=");
+    if (name.trim().toLowerCase() !== "charset") continue;
+    const charset = value.trim().replace(/^"(.*)"$/, "$1").toLowerCase();
+    if (charset !== "utf-8" && charset !== "utf8") {
+      throw new BifrostError("UNSUPPORTED_MEDIA_TYPE", `The body is declared as charset ${JSON.stringify(capString(charset, 40))}: JSON bodies must be UTF-8`, {
+        fix: "Send the body as UTF-8, with Content-Type: application/json (or application/json; charset=utf-8).",
+      });
+    }
+  }
+}
+
 export function installJsonBodyParser(app: FastifyInstance): void {
   // Only JSON is accepted: anything else is a 415 with the API's error shape.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, body, done) => {
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
     try {
+      checkCharset(request.headers["content-type"]);
       done(null, parseJsonBytes(body as Buffer));
     } catch (err) {
       done(err as Error, undefined);

@@ -31,7 +31,8 @@ export class ParamsValidator {
   private readonly cache = new Map<string, ValidateFunction>();
 
   validate(workflow: { name: string; version: string; params: Record<string, unknown> }, params: unknown): unknown {
-    const copy = boundedCopy(workflow.name, params ?? {});
+    // Absent params are the defaults; null is a value like any other, which the schema judges.
+    const copy = boundedCopy(workflow.name, params === undefined ? {} : params);
     const check = this.compiled(workflow);
     if (check(copy)) return copy;
     const errors = check.errors ?? [];

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from "fastify";
 import { BifrostError } from "../../../common/errors.js";
 import type { Engine } from "../../engine.js";
 import { orgScope } from "../auth.js";
-import { parseJsonBytes } from "../json-body.js";
+import { checkCharset, parseJsonBytes } from "../json-body.js";
 
 const hookParams = { type: "object", properties: { workflow: { type: "string", minLength: 1, maxLength: 64 } }, required: ["workflow"] } as const;
 const IDEMPOTENCY_HEADER = "idempotency-key";
@@ -23,15 +23,24 @@ export const hookRoutes = (engine: Engine): FastifyPluginAsync =>
   async (app) => {
     // Only in this plugin's context: every other route keeps the JSON parser of json-body.ts.
     app.removeAllContentTypeParsers();
-    app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, body, done) => done(null, body));
+    app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
+      try {
+        checkCharset(request.headers["content-type"]);
+        done(null, body);
+      } catch (err) {
+        done(err as Error, undefined);
+      }
+    });
 
     app.post<{ Params: { workflow: string } }>(
       "/api/hooks/:workflow",
-      { schema: { params: hookParams }, config: { access: "webhook" } },
+      { schema: { params: hookParams }, config: { access: "webhook", rawBody: true } },
       async (request, reply) => {
         const name = request.params.workflow;
         await engine.webhooks.requireWebhook(name);
-        const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+        // No body at all (no Content-Type) is a run with default params; an empty JSON body is not JSON.
+        const hasBody = Buffer.isBuffer(request.body);
+        const raw = hasBody ? (request.body as Buffer) : Buffer.alloc(0);
         const signature = request.headers["x-bifrost-signature"];
         if (signature !== undefined) {
           const check = await engine.webhooks.verify(name, raw, Array.isArray(signature) ? signature.join(", ") : signature);
@@ -41,7 +50,7 @@ export const hookRoutes = (engine: Engine): FastifyPluginAsync =>
           // The auth plugin lets no unsigned call through without a key; this holds even without it.
           throw new BifrostError("WEBHOOK_SIGNATURE_INVALID", SIGNATURE_PROBLEM.missing);
         }
-        const params = raw.length === 0 ? undefined : parseJsonBytes(raw);
+        const params = hasBody ? parseJsonBytes(raw) : undefined;
         const key = request.headers[IDEMPOTENCY_HEADER];
         const { run, created } = await engine.triggerRun(name, {
           params,
