@@ -128,17 +128,21 @@ describe("a run executes the workflow version it was triggered with", () => {
     expect([end.result, end.workflowVersion]).toEqual(["v1", v1]);
   });
 
-  it("stores a run's version again when another engine swept it between reading and creating the run", async () => {
-    const { engine: stale, dataDir, workflowsDir } = await open();
-    await stale.registry.registerSource("raced", returning("raced", "v1"));
-    // Another engine on the database replaces v1; no run used it, so it is swept there.
+  it("stores a run's version again when another engine swept it between reading the workflow and creating the run", async () => {
+    const { engine: first, dataDir, workflowsDir } = await open();
+    const v1 = (await first.registry.registerSource("raced", returning("raced", "v1"))).workflow.version;
     const { engine: other } = await open({ dataDir, workflowsDir });
-    await other.registry.registerSource("raced", returning("raced", "v2"));
-    await other.registry.settled();
-    expect(await storedVersions(other, "raced")).toHaveLength(1);
-
-    // This engine still has v1 in memory and triggers it: the run keeps that version.
-    const { run } = await stale.triggerRun("raced");
+    // Right after this engine read v1 as current, the other replaces it; no run used v1, so it is swept.
+    const runs = first.storage.runs as { create: typeof first.storage.runs.create };
+    const create = runs.create.bind(runs);
+    runs.create = async (run) => {
+      await other.registry.registerSource("raced", returning("raced", "v2"));
+      await other.registry.settled();
+      expect(await other.storage.workflowVersions.get("raced", v1)).toBeUndefined();
+      return create(run);
+    };
+    const { run } = await first.triggerRun("raced");
+    expect(run.workflowVersion).toBe(v1);
     const done = finished(other, run.id);
     other.start({ watch: false });
     expect((await done).result).toBe("v1");
