@@ -1,4 +1,4 @@
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Engine } from "../engine/engine.js";
@@ -101,6 +101,10 @@ describe("registering a module sent as text", () => {
     expect(deleted.fix).toMatch(/Delete or rename .*owned\.ts/);
     expect(engine.registry.get("owned")).toBeDefined();
     expect((await rejection(engine.registry.unregisterSource("nothing"))).code).toBe("WORKFLOW_NOT_FOUND");
+
+    // Once the file is gone its name is free, even before a reload.
+    rmSync(join(workflowsDir, "owned.ts"));
+    expect((await engine.registry.registerSource("owned", workflowSource("owned", "return 'api';"))).workflow.sourceKind).toBe("api");
 
     await engine.registry.registerSource("texty", workflowSource("texty", "return 'api';"));
     writeFileSync(join(workflowsDir, "texty.ts"), workflowSource("texty", "return 'file';"));

@@ -365,6 +365,8 @@ export class WorkflowRegistry {
   private conflict(workflow: RegisteredWorkflow, existing: RegisteredWorkflow | undefined, displayFile: string): BifrostError | undefined {
     const name = workflow.definition.name;
     if (!existing || existing.file === workflow.file) return undefined;
+    // A file deleted since the last reload holds no name (the next reload would unregister it).
+    if (existing.sourceKind === "file" && existing.file !== null && !existsSync(existing.file)) return undefined;
     const owner = existing.file ?? "a module sent as text";
     const fix =
       workflow.sourceKind === "api"
