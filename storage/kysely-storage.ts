@@ -2,6 +2,7 @@ import { Migrator, sql, type ExpressionBuilder, type Kysely, type Selectable, ty
 import { BifrostError, ERROR_CODES, type ErrorData } from "../common/errors.js";
 import { keyRepository } from "./keys-repository.js";
 import { secretKeyCheckRepository, webhookSecretRepository } from "./webhook-secrets-repository.js";
+import { statsRepository } from "./stats-repository.js";
 import { workflowVersionRepository } from "./workflow-versions-repository.js";
 import { CodeMigrationProvider } from "./migrations.js";
 import type { Database, LogsTable, RunsTable, StepsTable, WorkflowsTable } from "./schema.js";
@@ -112,6 +113,7 @@ export class KyselyStorage implements Storage {
   readonly keys: KeyRepository;
   readonly webhookSecrets: ReturnType<typeof webhookSecretRepository>;
   readonly secretKeyCheck: ReturnType<typeof secretKeyCheckRepository>;
+  readonly stats: ReturnType<typeof statsRepository>;
 
   constructor(
     readonly db: Kysely<Database>,
@@ -126,6 +128,7 @@ export class KyselyStorage implements Storage {
     this.keys = keyRepository(db);
     this.webhookSecrets = webhookSecretRepository(db);
     this.secretKeyCheck = secretKeyCheckRepository(db);
+    this.stats = statsRepository(db);
   }
 
   async migrate(): Promise<void> {

@@ -277,9 +277,15 @@ export interface SecretKeyCheckRepository {
   remember(fingerprint: string, now: number): Promise<string>;
 }
 
+export interface StatsRepository {
+  /** Queued and running runs, counted per workflow and status. */
+  unfinishedRuns(): Promise<{ workflow: string; status: Extract<RunStatus, "queued" | "running">; count: number }[]>;
+}
+
 /** The engine's whole view of the database. SQLite and PostgreSQL implement the same interface. */
 export interface Storage {
   readonly dialect: "sqlite" | "postgres";
+  readonly stats: StatsRepository;
   readonly webhookSecrets: WebhookSecretRepository;
   readonly secretKeyCheck: SecretKeyCheckRepository;
   readonly keys: KeyRepository;

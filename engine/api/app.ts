@@ -10,6 +10,8 @@ import { healthRoutes } from "./routes/health.js";
 import { hookRoutes } from "./routes/hooks.js";
 import { webhookRoutes } from "./routes/webhooks.js";
 import { installStrictSchemas } from "./strict.js";
+import { installMetrics } from "./metrics.js";
+import { installOpenApi } from "./openapi.js";
 import { runControlRoutes } from "./routes/run-control.js";
 import { runRoutes } from "./routes/runs.js";
 import { workflowRoutes } from "./routes/workflows.js";
@@ -38,12 +40,17 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // Query strings and path params are text: coercing "5" to 5 is intended there.
   const queryAjv = new Ajv({ allErrors: true, removeAdditional: false, coerceTypes: true, useDefaults: true, strict: false });
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? bodyAjv : queryAjv).compile(schema));
+  // Response schemas document replies (OpenAPI); they must never strip or coerce what a route sends.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   const routes = installRouteTable(app);
   installStrictSchemas(app);
   installErrorHandling(app, routes);
   installJsonBodyParser(app);
   // Before any route is added: it checks every route declares its access.
   installAuth(app, engine);
+  // Before any route is added too: the document is built from the routes as they are added.
+  await installOpenApi(app);
+  installMetrics(app, engine);
   await app.register(healthRoutes(engine));
   await app.register(workflowRoutes(engine));
   await app.register(runRoutes(engine));
