@@ -7,9 +7,12 @@ import { capString } from "../../common/json-bounds.js";
 import type { EngineEvents } from "../events.js";
 import type { Logger } from "../logger.js";
 import { compileModule, type CompiledModule, type ModuleSource } from "./compile.js";
-import { NAME_PATTERN, validateDefinition, type WorkflowDefinition } from "./definition.js";
+import { validateDefinition, type WorkflowDefinition } from "./definition.js";
 import { definitionLine, problemField } from "./locate.js";
+import { checkTextModule, nameConflict } from "./ownership.js";
 import { WorkflowVersions } from "./versions.js";
+
+export { MAX_SOURCE_BYTES } from "./ownership.js";
 
 export interface RegisteredWorkflow {
   definition: WorkflowDefinition;
@@ -31,30 +34,6 @@ export interface SourceRegistration {
   created: boolean;
   /** A new version was registered (false when the text compiled to the version already serving). */
   changed: boolean;
-}
-
-/** The largest module text accepted from an API client or `bifrost workflows deploy`. */
-export const MAX_SOURCE_BYTES = 1024 * 1024;
-
-/**
- * Checks a module sent as text before anything compiles it: a valid workflow name, and at most
- * MAX_SOURCE_BYTES of text.
- */
-function checkTextModule(name: string, source: string): void {
-  if (!NAME_PATTERN.test(name)) {
-    const quoted = JSON.stringify(capString(name, 64));
-    throw new BifrostError("WORKFLOW_INVALID", `${quoted} is not a valid workflow name`, {
-      details: { name: capString(name, 64), reason: `a workflow name must match ${NAME_PATTERN}` },
-      fix: 'Name the workflow with lowercase letters, digits, "_" and "-", starting with a letter (at most 64 characters), in the module and where it is sent.',
-    });
-  }
-  const bytes = Buffer.byteLength(source, "utf8");
-  if (bytes > MAX_SOURCE_BYTES) {
-    throw new BifrostError("PAYLOAD_TOO_LARGE", `${name}.ts: the module is ${bytes} bytes long; a module sent as text has at most ${MAX_SOURCE_BYTES} bytes (1 MB)`, {
-      details: { file: `${name}.ts`, bytes, limit: MAX_SOURCE_BYTES },
-      fix: "Make the module smaller: move large data out of its text (fetch it in a step, or put it in an npm package installed for the engine).",
-    });
-  }
 }
 
 /** A module that is not (or no longer) accepted; the last good version, if any, keeps serving. */
@@ -361,25 +340,6 @@ export class WorkflowRegistry {
     return { definition, version: module.version, sourceKind: source.kind, file, module, source: text, registeredAt: now, updatedAt: now };
   }
 
-  /** Why `workflow` may not take its name from `existing`, if it may not: a name is held by one module. */
-  private conflict(workflow: RegisteredWorkflow, existing: RegisteredWorkflow | undefined, displayFile: string): BifrostError | undefined {
-    const name = workflow.definition.name;
-    if (!existing || existing.file === workflow.file) return undefined;
-    // A file deleted since the last reload holds no name (the next reload would unregister it).
-    if (existing.sourceKind === "file" && existing.file !== null && !existsSync(existing.file)) return undefined;
-    const owner = existing.file ?? "a module sent as text";
-    const fix =
-      workflow.sourceKind === "api"
-        ? `A workflow defined by a file cannot be replaced by a module sent as text: edit ${owner} instead (the engine reloads it), or give this module another name.`
-        : existing.sourceKind === "api"
-          ? `Rename this module, or first unregister the workflow "${name}" that was sent as text (DELETE /api/workflows/${name}).`
-          : undefined;
-    return new BifrostError("WORKFLOW_NAME_CONFLICT", `${displayFile}: workflow name "${name}" is already registered by ${owner}`, {
-      details: { file: displayFile, name, registeredBy: owner },
-      ...(fix === undefined ? {} : { fix }),
-    });
-  }
-
   private async readDefinition(module: CompiledModule, displayFile: string, text: string): Promise<WorkflowDefinition> {
     let sandbox: WorkflowSandbox | undefined;
     try {
@@ -429,7 +389,7 @@ export class WorkflowRegistry {
       const displayFile = workflow.file ? basename(workflow.file) : `${name}.ts`;
       // Another engine process may have registered the name since this one last looked.
       const current = this.byName.get(name) ?? (await this.refresh(name));
-      const refused = this.conflict(workflow, current, displayFile);
+      const refused = nameConflict(workflow, current, displayFile);
       if (refused) throw refused;
       if (current && current.version === workflow.version && current.sourceKind === workflow.sourceKind) return { stored: current, changed: false, created: false };
       const stored = { ...workflow, registeredAt: current?.registeredAt ?? workflow.registeredAt };
@@ -508,6 +468,7 @@ function rawMeta(d: WorkflowDefinition): Record<string, unknown> {
       overlap: d.schedule.overlap,
       catchUp: d.schedule.catchUp,
       catchUpWindow: d.schedule.catchUpWindowMs,
+      ...(d.schedule.orgs ? { orgs: d.schedule.orgs } : {}),
     };
   }
   return meta;
