@@ -44,6 +44,17 @@ export const ERROR_CODES = {
   RUN_ABORTED: { status: 500, hint: "The run was stopped by the engine (cancel or shutdown); it resumes or can be retried." },
   STEP_INVALID: { status: 500, hint: "Give every step a non-empty unique name and a function." },
   STEP_INTERRUPTED: { status: 500, hint: "The invocation ended before this step finished; it runs again when the run resumes, so make step bodies idempotent." },
+  // ctx.http
+  HTTP_REQUEST_INVALID: { status: 500, hint: "Fix the ctx.http call named in the message: the README's \"ctx.http\" section lists its options and their limits." },
+  HTTP_HOST_FORBIDDEN: { status: 500, hint: "Cloud metadata addresses (169.254.169.254, fd00:ec2::254, metadata.google.internal and the like) are always refused, also after DNS resolution and redirects: call the service's public address instead." },
+  HTTP_HOST_NOT_ALLOWED: { status: 500, hint: "Add the host to BIFROST_HTTP_ALLOWED_HOSTS for this workflow or org (see the README's \"ctx.http\"), or call a host that is on the list." },
+  HTTP_BODY_TOO_LARGE: { status: 500, hint: "Send or fetch less data per call (page through large collections), or raise BIFROST_HTTP_MAX_REQUEST_BYTES or BIFROST_HTTP_MAX_RESPONSE_BYTES." },
+  HTTP_TIMEOUT: { status: 500, hint: "The server did not answer in time: pass a longer `timeout` to the ctx.http call (it never runs past the invocation's deadline) or raise BIFROST_HTTP_TIMEOUT_MS." },
+  HTTP_NETWORK_ERROR: { status: 500, hint: "Check that the host name resolves and that the server is reachable from the engine (firewall, proxy, TLS certificate); idempotent calls are already retried." },
+  HTTP_TOO_MANY_REDIRECTS: { status: 500, hint: "The server redirected more than 5 times in a row: call the final address directly." },
+  HTTP_RETRY_BUDGET_EXHAUSTED: { status: 500, hint: "The server kept refusing (rate limits or outages) for longer than the call's budget: raise `retry.attempts` or `retry.maxWait` of the ctx.http call, make fewer calls, or set a per-host limit in BIFROST_HTTP_HOST_LIMITS (see the README's \"ctx.http\")." },
+  HTTP_ERROR: { status: 500, hint: "The server answered with an error status: the message has the status and an excerpt of the answer; pass throwOnError: false to handle such answers in the workflow." },
+  CONNECTION_NOT_FOUND: { status: 500, hint: "OAuth connections are not available in this release yet: remove the `connection` option and pass the Authorization value in the call's options instead; once they are available, connections are configured per provider and org." },
   // engine
   LEASE_LOST: { status: 503, hint: "This engine could not renew the run's lease in time; the run resumes from its last committed step on whichever engine claims it next." },
   STORAGE_UNAVAILABLE: { status: 503, hint: "Check that the data directory is writable or the database is reachable." },
@@ -100,8 +111,10 @@ export class BifrostError extends Error {
   readonly fix: string;
   /** The fix the thrower gave for this very case, if any; it beats the registry's hint everywhere. */
   readonly givenFix: string | undefined;
+  /** A failure category (OAuth's `token_expired`, `permission_denied`, …) where one applies. */
+  readonly category: string | undefined;
 
-  constructor(code: ErrorCode, message: string, options: { details?: unknown; cause?: unknown; fix?: string } = {}) {
+  constructor(code: ErrorCode, message: string, options: { details?: unknown; cause?: unknown; fix?: string; category?: string } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "BifrostError";
     this.code = code;
@@ -109,6 +122,7 @@ export class BifrostError extends Error {
     this.details = options.details;
     this.givenFix = options.fix;
     this.fix = options.fix ?? ERROR_CODES[code].hint;
+    this.category = options.category;
   }
 
   /** The fix to show on one surface: the thrower's own, else the registry's for that surface. */
@@ -118,6 +132,7 @@ export class BifrostError extends Error {
 
   toData(): ErrorData {
     const data: ErrorData = { code: this.code, message: this.message, fix: this.fix };
+    if (this.category !== undefined) data.category = this.category;
     if (this.details !== undefined) data.details = this.details;
     return data;
   }

@@ -32,6 +32,7 @@ export function isErrorCode(code: unknown): code is ErrorCode {
 export function errorDataOf(err: unknown): ErrorData {
   if (err instanceof BifrostError && isErrorCode(err.code)) {
     const data: ErrorData = { code: err.code, message: capString(err.message, GUEST_BOUNDS.errorMessageChars), fix: err.fix };
+    if (err.category !== undefined) data.category = err.category;
     if (err.details !== undefined) data.details = err.details;
     return data;
   }
