@@ -18,7 +18,7 @@ import { ParamsValidator } from "./runner/params.js";
 import { DEFAULT_RUN_HOST_LIMITS, type RunHostLimits } from "./runner/run-host.js";
 import { Runner } from "./runner/runner.js";
 import { assertReplay } from "./idempotency/replay.js";
-import { openSecretBox, type SecretBox } from "./secrets/key.js";
+import { keyFileTooOpen, openSecretBox, type SecretBox } from "./secrets/key.js";
 import { Webhooks } from "./webhooks/webhooks.js";
 
 export interface TriggerInput {
@@ -118,6 +118,7 @@ export class Engine {
       throw err;
     }
     if (secrets.source.generated) logger.info({ file: secrets.source.name }, "created the secret key that seals stored secrets; back it up with the database");
+    else if (secrets.source.kind === "file" && keyFileTooOpen(secrets.source.name)) logger.warn({ file: secrets.source.name }, "the secret key file can be read by other users: chmod 600 it");
     const engine = new Engine(config, storage, logger, deps.now ?? Date.now, { ...DEFAULT_RUN_HOST_LIMITS, ...deps.hostLimits }, secrets);
     try {
       await engine.registry.loadStored();

@@ -125,6 +125,9 @@ describe("replies match the published response schemas", () => {
     const logs = await check("GET", "/api/runs/:id/logs", `/api/runs/${queued.id as string}/logs`);
     expect((logs.items as unknown[]).length).toBeGreaterThan(0);
     await check("GET", "/api/runs/:id/logs", `/api/runs/${queued.id as string}/logs?limit=nope`);
+    const retried = await check("POST", "/api/runs/:id/retry", `/api/runs/${failed.id as string}/retry`, { body: JSON.stringify({ wait: 20_000 }) });
+    expect(retried).toMatchObject({ trigger: "retry", retryOf: failed.id });
+    await check("POST", "/api/runs/:id/cancel", `/api/runs/${failed.id as string}/cancel`, { body: "{}" });
   });
 
   it("for webhooks", async () => {

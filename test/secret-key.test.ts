@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { BifrostError } from "../common/errors.js";
@@ -8,7 +8,7 @@ import { openSecretBox, SECRET_KEY_ENV } from "../engine/secrets/key.js";
 import { parseKeyText } from "../engine/secrets/seal.js";
 import { openStorage } from "../storage/index.js";
 import type { Storage } from "../storage/types.js";
-import { tempDir } from "./helpers.js";
+import { openTestEngine, tempDir, workflowSource } from "./helpers.js";
 
 async function withStorage(dataDir: string, fn: (s: Storage) => Promise<void>): Promise<void> {
   const storage = await openStorage({ dataDir });
@@ -94,6 +94,23 @@ describe("the engine's secret key", () => {
     expect(JSON.stringify({ message: (err as Error).message, fix: (err as BifrostError).fix })).not.toContain(value);
     expect(loadConfig({ BIFROST_SECRET_KEY: randomBytes(32).toString("base64") }).secretKey).toBeDefined();
     expect(loadConfig({}).secretKey).toBeUndefined();
+  });
+
+  it("the engine refuses to open on a wrong key, and warns about a key file others can read", async () => {
+    const dataDir = tempDir();
+    const first = await openTestEngine({ dataDir, workflows: { "hook.ts": workflowSource("hook", "return 1;", "\n  webhook: true,") } });
+    const secret = (await first.engine.webhooks.info("hook")).secret;
+    await first.engine.stop(0);
+    const wrong = await refusal(openTestEngine({ dataDir, config: { secretKey: randomBytes(32).toString("hex") } }));
+    expect(wrong).toMatchObject({ code: "SECRET_KEY_INVALID", message: "BIFROST_SECRET_KEY is not the key this database's secrets were sealed with" });
+    chmodSync(join(dataDir, "secret.key"), 0o644);
+    const again = await openTestEngine({ dataDir });
+    try {
+      expect((await again.engine.webhooks.info("hook")).secret).toBe(secret);
+      expect(again.logLines().some((l) => l.includes("the secret key file can be read by other users"))).toBe(true);
+    } finally {
+      await again.engine.stop(0);
+    }
   });
 
   it("a value that fails its check is SECRET_CORRUPT, never garbage", async () => {

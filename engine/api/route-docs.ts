@@ -85,15 +85,15 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   },
   "POST /api/runs/:id/cancel": {
     summary: "Cancel a run",
-    description: "A queued run never starts; a running one is stopped and ends cancelled. A finished run is a 409.",
+    description: "A queued run never starts; a running one is stopped and ends cancelled. A finished run is a 409. With `wait`, the run once it ended (200) or as it stands when the wait elapses (202).",
     tags: ["runs"],
-    response: s.errors(400, 401, 403, 404, 409),
+    response: { 200: json(s.runWithSteps, "the run, ended"), 202: json(s.runWithSteps, "the run, not ended yet"), ...s.errors(400, 401, 403, 404, 409) },
   },
   "POST /api/runs/:id/retry": {
     summary: "Retry a failed, timed-out or cancelled run",
-    description: "A new attempt that reuses the run's finished steps (trigger `retry`).",
+    description: "A new run that reuses the run's finished steps (trigger `retry`, `retryOf` the run). With `wait`, the new run once it ended (200) or as it stands (202).",
     tags: ["runs"],
-    response: s.errors(400, 401, 403, 404, 409),
+    response: { 200: json(s.runWithSteps, "the new run, ended"), 202: json(s.runWithSteps, "the new run, not ended yet"), ...s.errors(400, 401, 403, 404, 409) },
   },
   "POST /api/hooks/:workflow": {
     summary: "Start a run from a webhook",
