@@ -39,6 +39,10 @@ export async function streamLogs(
   const drain = async (): Promise<void> => {
     do {
       again = false;
+      // The run before its lines: a run seen finished has stored every line it will ever write, so
+      // the lines read after that are all of them. Read the other way round, lines written between
+      // the last page and the finish would never be sent.
+      const run = await engine.storage.runs.get(opts.runId);
       for (;;) {
         const lines = await engine.storage.logs.list(opts.runId, { afterSeq: lastSeq, limit: 500, ...(opts.level && { minLevel: opts.level }) });
         for (const line of lines) {
@@ -48,7 +52,6 @@ export async function streamLogs(
         }
         if (lines.length < 500) break;
       }
-      const run = await engine.storage.runs.get(opts.runId);
       if (!run || FINISHED_STATUSES.includes(run.status)) {
         if (!closed) {
           res.write(`event: end\ndata: ${JSON.stringify({ id: opts.runId, status: run?.status ?? null })}\n\n`);
