@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { BifrostError } from "../common/errors.js";
 import { keyFromEnv } from "./secrets/key.js";
+import { loadHttpConfig, type HttpConfig } from "./http/config.js";
 
 /** Engine configuration, as read from the environment (the README's configuration table). Every field has a default. */
 export interface EngineConfig {
@@ -37,6 +38,8 @@ export interface EngineConfig {
   owner: string;
   /** Key that seals stored secrets (BIFROST_SECRET_KEY); unset means <dataDir>/secret.key. Never logged. */
   secretKey: string | undefined;
+  /** ctx.http: timeouts, body limits, per-host limits, allow-lists (BIFROST_HTTP_*). */
+  http: HttpConfig;
 }
 
 type Env = Record<string, string | undefined>;
@@ -103,6 +106,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<EngineConf
     owner: `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`,
     // Checked here so a malformed key is CONFIG_INVALID before anything opens.
     secretKey: keyFromEnv(env.BIFROST_SECRET_KEY) ? env.BIFROST_SECRET_KEY : undefined,
+    http: loadHttpConfig(env),
     ...overrides,
   };
   if (!LOG_LEVELS.includes(config.logLevel)) {

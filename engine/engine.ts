@@ -14,6 +14,7 @@ import { createLogger, type Logger } from "./logger.js";
 import { WorkflowRegistry, type RegisteredWorkflow } from "./registry/registry.js";
 import { watchDirectory } from "./registry/watch.js";
 import { executeRun } from "./runner/execute.js";
+import { HttpService, type HttpServiceOptions } from "./http/service.js";
 import { ParamsValidator } from "./runner/params.js";
 import { DEFAULT_RUN_HOST_LIMITS, type RunHostLimits } from "./runner/run-host.js";
 import { Runner } from "./runner/runner.js";
@@ -38,6 +39,8 @@ export interface EngineDeps {
   hostLimits?: Partial<RunHostLimits>;
   /** How long a statement waits for another process's database lock (tests shorten it). @default 5000 */
   storageBusyMs?: number;
+  /** ctx.http: name resolution, OAuth connections, jitter (tests inject them). */
+  http?: HttpServiceOptions;
 }
 
 /** setTimeout's upper bound; longer delays fire at once. */
@@ -63,6 +66,8 @@ export class Engine {
     hostLimits: RunHostLimits,
     /** Seals stored secrets (webhook secrets; OAuth material later). */
     readonly secrets: SecretBox,
+    /** ctx.http's host gates, agent and connections, shared by every run of this engine. */
+    readonly http: HttpService,
   ) {
     this.events = new EngineEvents((event, err) => logger.error({ err, event }, "engine event listener threw"));
     this.registry = new WorkflowRegistry({
@@ -95,6 +100,7 @@ export class Engine {
       owner: config.owner,
       sandboxLimits: this.sandboxLimits,
       hostLimits,
+      http,
     };
     this.runner = new Runner(storage, (run, signals) => executeRun(run, signals, execDeps), logger, {
       owner: config.owner,
@@ -119,7 +125,7 @@ export class Engine {
     }
     if (secrets.source.generated) logger.info({ file: secrets.source.name }, "created the secret key that seals stored secrets; back it up with the database");
     else if (secrets.source.kind === "file" && keyFileTooOpen(secrets.source.name)) logger.warn({ file: secrets.source.name }, "the secret key file can be read by other users: chmod 600 it");
-    const engine = new Engine(config, storage, logger, deps.now ?? Date.now, { ...DEFAULT_RUN_HOST_LIMITS, ...deps.hostLimits }, secrets);
+    const engine = new Engine(config, storage, logger, deps.now ?? Date.now, { ...DEFAULT_RUN_HOST_LIMITS, ...deps.hostLimits }, secrets, new HttpService(config.http, deps.http, deps.now ?? Date.now));
     try {
       await engine.registry.loadStored();
       await engine.registry.loadDirectory();
@@ -319,6 +325,7 @@ export class Engine {
     this.stopping = true;
     this.stopWatching?.();
     await this.runner.stop(graceMs);
+    await this.http.close();
     this.pool.close();
     await this.webhooks.settled();
     await this.registry.close();

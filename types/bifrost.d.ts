@@ -37,10 +37,79 @@ export interface SandboxSignal {
   throwIfAborted(): void;
 }
 
+export type HttpMethod = "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
+
+export interface HttpOptions {
+  /**
+   * An OAuth connection ("HaloPSA") whose fresh token is sent as Authorization (the org's, else the
+   * global one); a 401 refreshes it once and repeats once. Not available in this release yet: it
+   * fails with CONNECTION_NOT_FOUND.
+   */
+  connection?: string;
+  /** Request headers (names are case-insensitive; Host, Content-Length and framing headers are the engine's). */
+  headers?: Record<string, string | number | boolean>;
+  /** Added to the URL's query; an array repeats the name. null and undefined values are left out. */
+  query?: Record<string, string | number | boolean | null | undefined | Array<string | number | boolean>>;
+  /** A JSON body (Content-Type: application/json unless headers say otherwise). */
+  json?: unknown;
+  /** A text body (Content-Type: text/plain unless headers say otherwise). */
+  body?: string;
+  /** Per try; default 30 s (BIFROST_HTTP_TIMEOUT_MS), never past ctx.deadline. */
+  timeout?: Duration;
+  /**
+   * Retries of 429 and 503 (after the server's Retry-After), and of other 5xx and network errors
+   * for idempotent methods or with an idempotencyKey. `attempts` counts the first try (default 5);
+   * `maxWait` bounds the waiting of the whole call (default "5m"). `false`: one try.
+   */
+  retry?: false | { attempts?: number; maxWait?: Duration };
+  /** Default true: an answer outside 2xx throws an HttpError. false: it is returned. */
+  throwOnError?: boolean;
+  /** Sent as Idempotency-Key; lets a POST or PATCH be retried after a 5xx or a network error. */
+  idempotencyKey?: string;
+}
+
+export interface HttpResponse<T = unknown> {
+  status: number;
+  /** status is 2xx. */
+  ok: boolean;
+  /** Lower-case names; repeated headers joined with ", ". */
+  headers: Record<string, string>;
+  /** Parsed JSON when the response says it is JSON, else the text ("" when empty). */
+  body: T;
+}
+
+/** What ctx.http throws for an answer outside 2xx (after retries). `code` is "HTTP_ERROR". */
+export interface HttpError extends Error {
+  name: "HttpError";
+  code: "HTTP_ERROR";
+  status: number;
+  /** An excerpt of the answer's body (at most 500 characters). */
+  body: string;
+  /** For a connection's 401 or 403: "token_expired" or "permission_denied". */
+  category?: string;
+  fix?: string;
+}
+
+/**
+ * HTTP from the host: rate limits (429/503 and Retry-After) are waited out and shared by every run
+ * of the engine, other failures are retried where repeating is safe, every retry is on the run log.
+ */
+export interface HttpClient {
+  request<T = unknown>(method: HttpMethod, url: string, options?: HttpOptions): Promise<HttpResponse<T>>;
+  get<T = unknown>(url: string, options?: HttpOptions): Promise<HttpResponse<T>>;
+  head<T = unknown>(url: string, options?: HttpOptions): Promise<HttpResponse<T>>;
+  post<T = unknown>(url: string, options?: HttpOptions): Promise<HttpResponse<T>>;
+  put<T = unknown>(url: string, options?: HttpOptions): Promise<HttpResponse<T>>;
+  patch<T = unknown>(url: string, options?: HttpOptions): Promise<HttpResponse<T>>;
+  delete<T = unknown>(url: string, options?: HttpOptions): Promise<HttpResponse<T>>;
+}
+
 export interface WorkflowContext {
   readonly run: RunInfo;
   /** Lines are stored with the run, in order, and mirrored to the engine log. */
   readonly log: RunLogger;
+  /** HTTP requests, run by the engine (the sandbox has no fetch). See the README's "ctx.http". */
+  readonly http: HttpClient;
   /**
    * A durable step: `fn` runs once and its JSON result is committed. When the run resumes (after
    * a crash, a retry or a chunk timeout) run() starts again from the top and a finished step

@@ -7,6 +7,8 @@ import type { Logger } from "../logger.js";
 import type { RegisteredWorkflow, WorkflowRegistry } from "../registry/registry.js";
 import { formatDuration } from "../duration.js";
 import { retryDelayMs } from "./backoff.js";
+import type { HttpService } from "../http/service.js";
+import { InvocationHttp } from "../http/invocation.js";
 import { errorDataOf } from "./faults.js";
 import { RunHost, type RunHostLimits } from "./run-host.js";
 import { CANCELLED, type RunSignals } from "./runner.js";
@@ -21,6 +23,8 @@ export interface ExecuteDeps {
   sandboxLimits: SandboxLimits;
   hostLimits: RunHostLimits;
   pool?: IsolatePool;
+  /** ctx.http's shared state (host gates, agent, connections); without it ctx.http is refused. */
+  http?: HttpService;
 }
 
 /** What one invocation decided for the run. */
@@ -112,6 +116,26 @@ async function invoke(run: RunRecord, workflow: RegisteredWorkflow, host: RunHos
     return finish("timed_out", errorOf("RUN_TIMED_OUT", `the run passed its ${formatDuration(definition.timeoutMs)} timeout before it could resume`), now);
   }
   const deadline = Math.min(runDeadline, now + definition.chunkTimeoutMs);
+  // ctx.http may end the invocation early: a retry whose wait crosses the deadline in a run that
+  // committed a step resumes after the wait instead of failing.
+  const yielded = new AbortController();
+  let yieldAt: { at: number; reason: string } | undefined;
+  const invocationSignal = AbortSignal.any([signals.kill, yielded.signal]);
+  const http = deps.http && new InvocationHttp({
+    service: deps.http,
+    run,
+    deadline,
+    runDeadline,
+    signal: invocationSignal,
+    canYield: () => host.committedSteps > 0 && deadline < runDeadline,
+    yieldUntil: (at, reason) => {
+      yieldAt ??= { at, reason };
+      yielded.abort("ctx.http yields");
+    },
+    log: (level, msg, data) => host.append(level, msg, data),
+    recordFault: (err) => host.recordFault("http.request", err),
+  });
+  if (http) host.useHttp(http);
   let outcome: InvocationOutcome;
   let sandbox: WorkflowSandbox | undefined;
   const onStop = () => void sandbox?.signalAbort(String(signals.stop.reason ?? "engine stopping"));
@@ -122,7 +146,7 @@ async function invoke(run: RunRecord, workflow: RegisteredWorkflow, host: RunHos
     const ctxRun = { id: run.id, workflow: run.workflow, org: run.org, trigger: run.trigger, attempt: run.attempt, scheduledFor: run.scheduledFor === null ? null : new Date(run.scheduledFor).toISOString() };
     outcome = await sandbox.run(
       { run: ctxRun, params: run.params, deadline, logBudget: host.logBudget },
-      { host: host.handler, onFault: host.onFault, deadline, signal: signals.kill },
+      { host: host.handler, onFault: host.onFault, deadline, signal: invocationSignal },
     );
   } catch (err) {
     outcome = { kind: "crashed", message: capString(err instanceof Error ? err.message : String(err), 1000) };
@@ -130,9 +154,10 @@ async function invoke(run: RunRecord, workflow: RegisteredWorkflow, host: RunHos
     signals.stop.removeEventListener("abort", onStop);
     sandbox?.dispose();
   }
+  if (http && http.stats.requests > 0) host.append("info", "http summary", { ...http.stats });
   // Log writes of the invocation are in: a storage fault among them decides as much as any other.
   await host.flush();
-  return decide(outcome, { run, workflow, host, signals, deadline, runDeadline }, deps);
+  return decide(outcome, { run, workflow, host, signals, deadline, runDeadline, yieldAt }, deps);
 }
 
 /**
@@ -142,7 +167,7 @@ async function invoke(run: RunRecord, workflow: RegisteredWorkflow, host: RunHos
  */
 function decide(
   outcome: InvocationOutcome,
-  c: { run: RunRecord; workflow: RegisteredWorkflow; host: RunHost; signals: RunSignals; deadline: number; runDeadline: number },
+  c: { run: RunRecord; workflow: RegisteredWorkflow; host: RunHost; signals: RunSignals; deadline: number; runDeadline: number; yieldAt: { at: number; reason: string } | undefined },
   deps: ExecuteDeps,
 ): Decision {
   const { run, workflow, host } = c;
@@ -153,7 +178,8 @@ function decide(
       host.append("warn", "run cancelled");
       return finish("cancelled", errorOf("RUN_CANCELLED", "the run was cancelled"), at);
     }
-    return { kind: "abandon" };
+    // Stopped by the engine (lease lost, no grace left): nothing more is written.
+    if (c.signals.kill.aborted || !c.yieldAt) return { kind: "abandon" };
   }
   // A database that refused this invocation's writes is not the run's fault, whatever the workflow did next.
   const storage = host.storageFault;
@@ -166,6 +192,12 @@ function decide(
     return { kind: "requeue", reason: "resume", runAt: at + STORAGE_RESUME_MS, attempt: run.attempt, error: null };
   }
   switch (outcome.kind) {
+    case "aborted": {
+      // Only ctx.http's yield gets here (see above): the host ended the invocation to wait.
+      const { at: runAt, reason } = c.yieldAt ?? { at, reason: "ctx.http yields" };
+      host.append("info", `${reason}; the run yields and resumes at ${new Date(runAt).toISOString()} from its last committed step`);
+      return { kind: "requeue", reason: "resume", runAt, attempt: run.attempt, error: null };
+    }
     case "returned": {
       const problem = host.resultProblem(outcome.value);
       if (problem) return fail(run, workflow, host, problem, at);

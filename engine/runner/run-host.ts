@@ -4,6 +4,7 @@ import { BifrostError, ERROR_CODES, type ErrorData } from "../../common/errors.j
 import { capString } from "../../common/json-bounds.js";
 import type { EngineEvents } from "../events.js";
 import type { Logger } from "../logger.js";
+import type { InvocationHttp } from "../http/invocation.js";
 import { HostFaults, storageFault } from "./faults.js";
 import { boundLogData, resultProblem } from "./result-bounds.js";
 
@@ -63,6 +64,8 @@ export class RunHost {
   private readonly steps = new Map<string, "running" | "ended">();
   /** Steps committed during this invocation: a timed-out invocation that made progress may resume. */
   committedSteps = 0;
+  /** ctx.http of this invocation (set by the executor, which knows its deadline and how it may yield). */
+  private http: InvocationHttp | undefined;
   lastFailedStep: { name: string; message: string } | undefined;
 
   constructor(
@@ -104,6 +107,9 @@ export class RunHost {
       case "chunks.check":
         this.checkChunks(args);
         return null;
+      case "http.request":
+        if (!this.http) throw new BifrostError("VALIDATION_FAILED", "ctx.http is not available here");
+        return this.http.request(args);
       case "value.notSerializable":
         throw new BifrostError("RESULT_NOT_SERIALIZABLE", `${this.valueSubject(args)} is not JSON-serializable: ${typeof args.reason === "string" ? capString(args.reason, 200) : "unknown reason"}`);
       case "value.tooLarge":
@@ -112,6 +118,15 @@ export class RunHost {
         throw new BifrostError("VALIDATION_FAILED", `unknown host call "${op}"`);
     }
   };
+
+  useHttp(http: InvocationHttp): void {
+    this.http = http;
+  }
+
+  /** Records a fault the guest learns of in a reply's value (ctx.http's error answers), and returns its id. */
+  recordFault(op: string, err: BifrostError): string {
+    return this.faults.record(op, err).id;
+  }
 
   /** Records what the host refused or failed at, and tells the guest under which fault id. */
   readonly onFault: HostFaultHandler = (op, err) => {

@@ -27,6 +27,7 @@
   const MAX_STACK = 16 * 1024;
   const MAX_NAME = 200;
   const MAX_STEP_NAME = 200;
+  const MAX_URL = 16 * 1024;
 
   const LEVELS = ["debug", "info", "warn", "error"];
   const pending = new Set();
@@ -188,6 +189,34 @@
     });
   }
 
+  /** The error a ctx.http answer the workflow did not want becomes; the host recorded it under `fault`. */
+  function httpError(error) {
+    const err = hostError(error);
+    err.name = "HttpError";
+    err.status = error.status;
+    err.body = error.body;
+    if (typeof error.category === "string") err.category = error.category;
+    if (typeof error.fix === "string") err.fix = error.fix;
+    return err;
+  }
+
+  // Requests run on the host, which validates and bounds every argument; this only cuts the
+  // strings it can see so that a huge one is never copied out.
+  function makeHttp() {
+    async function request(method, url, options) {
+      const args = {
+        method: typeof method === "string" ? cut(method, 16) : method,
+        url: typeof url === "string" ? cut(url, MAX_URL) : url,
+        options: options === undefined ? null : options,
+      };
+      const reply = await call("http.request", args);
+      if (reply.error) throw httpError(reply.error);
+      return reply.response;
+    }
+    const verb = (name) => (url, options) => request(name, url, options);
+    return freeze({ request, get: verb("GET"), post: verb("POST"), put: verb("PUT"), patch: verb("PATCH"), delete: verb("DELETE"), head: verb("HEAD") });
+  }
+
   // Step names are validated by the host (step.begin); only a bounded prefix is ever sent.
   function stepName(name) {
     return typeof name === "string" ? cut(name, MAX_STEP_NAME) : null;
@@ -230,6 +259,7 @@
     return freeze({
       run: freeze({ ...input.run }),
       log: makeLog(),
+      http: makeHttp(),
       step,
       chunks,
       deadline: new Date(input.deadline),
@@ -254,7 +284,7 @@
   }
   const TIMERS = "use ctx.sleep(duration) (coming in a later release); the sandbox has no timers";
   const GLOBALS = {
-    fetch: "use ctx.http (coming in a later release)",
+    fetch: "use ctx.http.get(url, options) or ctx.http.request(method, url, options): requests run on the host, with retries and rate limits handled",
     setTimeout: TIMERS,
     setInterval: TIMERS,
     setImmediate: TIMERS,
