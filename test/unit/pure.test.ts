@@ -40,6 +40,7 @@ describe("workflow definitions", () => {
         timeoutMs: 3_600_000,
         chunkTimeoutMs: 300_000,
         retry: { attempts: 1, backoff: "exponential", delayMs: 10_000, maxDelayMs: 3_600_000 },
+        webhook: false,
       },
     });
   });
