@@ -48,6 +48,11 @@ export class GateClosed extends Error {
   }
 }
 
+/** setTimeout fires at once past 2^31-1 ms; a longer wait is re-armed by the next pump instead. */
+function timerDelay(ms: number): number {
+  return Math.min(2_147_483_647, Math.max(0, ms));
+}
+
 /** A gate with slow start grows to this many requests in flight, then stops counting. */
 const OPEN_WINDOW = 1_000;
 
@@ -109,7 +114,7 @@ export class HostGate {
       this.waiters.push(waiter);
       this.pump();
       // Still waiting on something without a known time (a free slot, a probe's answer): give up at `latest`.
-      if (this.waiters.includes(waiter)) waiter.timer = setTimeout(() => this.drop(waiter, new GateClosed(this.openAt())), Math.max(0, waiter.latest - this.now()));
+      if (this.waiters.includes(waiter)) waiter.timer = setTimeout(() => this.drop(waiter, new GateClosed(this.openAt())), timerDelay(waiter.latest - this.now()));
     });
   }
 
@@ -212,7 +217,7 @@ export class HostGate {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.pump();
-    }, Math.max(0, at - this.now()) + 1);
+    }, timerDelay(at - this.now() + 1));
   }
 }
 
