@@ -1,6 +1,7 @@
 import { Migrator, sql, type ExpressionBuilder, type Kysely, type Selectable, type UpdateQueryBuilder, type UpdateResult } from "kysely";
 import { BifrostError, ERROR_CODES, type ErrorData } from "../common/errors.js";
 import { keyRepository } from "./keys-repository.js";
+import { scheduleRepository } from "./schedules-repository.js";
 import { secretKeyCheckRepository, webhookSecretRepository } from "./webhook-secrets-repository.js";
 import { statsRepository } from "./stats-repository.js";
 import { workflowVersionRepository } from "./workflow-versions-repository.js";
@@ -28,7 +29,7 @@ import {
 const json = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value));
 const parse = (text: string | null): unknown => (text === null ? null : JSON.parse(text));
 
-function toRun(row: Selectable<RunsTable>): RunRecord {
+export function toRun(row: Selectable<RunsTable>): RunRecord {
   return {
     id: row.id,
     workflow: row.workflow,
@@ -114,6 +115,7 @@ export class KyselyStorage implements Storage {
   readonly webhookSecrets: ReturnType<typeof webhookSecretRepository>;
   readonly secretKeyCheck: ReturnType<typeof secretKeyCheckRepository>;
   readonly stats: ReturnType<typeof statsRepository>;
+  readonly schedules: ReturnType<typeof scheduleRepository>;
 
   constructor(
     readonly db: Kysely<Database>,
@@ -129,6 +131,7 @@ export class KyselyStorage implements Storage {
     this.webhookSecrets = webhookSecretRepository(db);
     this.secretKeyCheck = secretKeyCheckRepository(db);
     this.stats = statsRepository(db);
+    this.schedules = scheduleRepository(db, dialect);
   }
 
   async migrate(): Promise<void> {

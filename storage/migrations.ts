@@ -164,6 +164,36 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    "0007_schedules": {
+      async up(db: Kysely<unknown>) {
+        // Schedule state per workflow and org ("" = no org: key columns cannot hold NULL in
+        // PostgreSQL, and NULLs never collide in a unique index). Paused survives restarts and
+        // re-registration; cron/timezone say what next_fire_at was computed for.
+        await db.schema
+          .createTable("schedules")
+          .addColumn("workflow", "text", (c) => c.notNull())
+          .addColumn("org", "text", (c) => c.notNull())
+          .addColumn("cron", "text", (c) => c.notNull())
+          .addColumn("timezone", "text", (c) => c.notNull())
+          .addColumn("next_fire_at", time)
+          .addColumn("last_fire_at", time)
+          .addColumn("last_run_id", "text")
+          .addColumn("paused", "integer", (c) => c.notNull().defaultTo(0))
+          .addColumn("paused_at", time)
+          .addColumn("pending_for", time)
+          .addColumn("created_at", time, (c) => c.notNull())
+          .addColumn("updated_at", time, (c) => c.notNull())
+          // Set by what other engines must hear of (pause, resume, a new cron or zone), not by fires.
+          .addColumn("changed_at", time, (c) => c.notNull())
+          .addPrimaryKeyConstraint("schedules_pk", ["workflow", "org"])
+          .execute();
+        await db.schema.createIndex("schedules_changed").on("schedules").column("changed_at").execute();
+        await db.schema.createIndex("schedules_next").on("schedules").columns(["paused", "next_fire_at"]).execute();
+        // Exactly once: a fire is a run, and the database refuses a second run of the same fire
+        // whichever engine (or retry of a write) tries to insert it.
+        await sql`create unique index runs_schedule_fire on runs (workflow, coalesce(org, ''), scheduled_for) where trigger = 'schedule'`.execute(db);
+      },
+    },
   };
 }
 

@@ -101,7 +101,26 @@ export interface SecretKeyCheckTable {
   created_at: number;
 }
 
+/** Schedule state per (workflow, org); org "" is "no org" (0007_schedules). */
+export interface SchedulesTable {
+  workflow: string;
+  org: string;
+  cron: string;
+  timezone: string;
+  next_fire_at: number | null;
+  last_fire_at: number | null;
+  last_run_id: string | null;
+  /** 0 or 1 (portable across dialects). */
+  paused: number;
+  paused_at: number | null;
+  pending_for: number | null;
+  created_at: number;
+  updated_at: number;
+  changed_at: number;
+}
+
 export interface Database {
+  schedules: SchedulesTable;
   webhook_secrets: WebhookSecretsTable;
   secret_key_check: SecretKeyCheckTable;
   api_keys: ApiKeysTable;

@@ -282,9 +282,83 @@ export interface StatsRepository {
   unfinishedRuns(): Promise<{ workflow: string; status: Extract<RunStatus, "queued" | "running">; count: number }[]>;
 }
 
+/**
+ * Schedule state per workflow and org (storage/schedules-repository.ts). Fires are runs with
+ * trigger "schedule", unique per (workflow, org, scheduledFor) in the database.
+ */
+export interface ScheduleRecord {
+  workflow: string;
+  /** The org this row fires for (schedule.orgs); null for a schedule without orgs. */
+  org: string | null;
+  /** The expression and zone `nextFireAt` was computed for. */
+  cron: string;
+  timezone: string;
+  /** The first fire not yet handled; null when the expression never fires again. */
+  nextFireAt: number | null;
+  /** The scheduled instant of the last fire that started a run. */
+  lastFireAt: number | null;
+  lastRunId: string | null;
+  paused: boolean;
+  pausedAt: number | null;
+  /** The fire waiting for an unfinished run to end (overlap: queue). */
+  pendingFor: number | null;
+  createdAt: number;
+  updatedAt: number;
+  /** Last pause, resume or new cron or zone (not fires): what other engines must hear of. */
+  changedAt: number;
+  /** Status of the run `lastRunId` names (list only; undefined elsewhere). */
+  lastRunStatus?: RunStatus | null;
+}
+
+export interface ScheduleSeed {
+  workflow: string;
+  org: string | null;
+  cron: string;
+  timezone: string;
+  nextFireAt: number | null;
+}
+
+export type SchedulePatch = Partial<Pick<ScheduleRecord, "nextFireAt" | "lastFireAt" | "lastRunId" | "pendingFor">>;
+
+/** One schedule row inside a transaction (locked on PostgreSQL; SQLite transactions are exclusive). */
+export interface ScheduleTx {
+  readonly row: ScheduleRecord;
+  /** A queued or running run of this schedule and org (trigger "schedule") exists. */
+  unfinishedRun(): Promise<boolean>;
+  /** Inserts the run of a fire; undefined when that fire (workflow, org, scheduledFor) exists already. */
+  insertRun(run: NewRun): Promise<RunRecord | undefined>;
+  update(patch: SchedulePatch, now: number): Promise<ScheduleRecord>;
+}
+
+export interface ScheduleRepository {
+  /**
+   * Inserts the rows that are missing (next fire as given). A row computed for another cron or zone
+   * takes the new ones and the given next fire, and loses its pending fire; paused and last fire are
+   * kept. Returns the rows as stored.
+   */
+  sync(seeds: readonly ScheduleSeed[], now: number): Promise<ScheduleRecord[]>;
+  get(workflow: string, org: string | null): Promise<ScheduleRecord | undefined>;
+  /** Every row, or those of one workflow and/or org, with `lastRunStatus`; by workflow, then org. */
+  list(filter: { workflow?: string; org?: string | null }): Promise<ScheduleRecord[]>;
+  /**
+   * Rows an engine should look at again: changed (paused, resumed, new cron or zone) after `since`,
+   * unpaused with a next fire before `dueBefore` (overdue), or with a pending fire. At most
+   * `limit`, least recently changed first.
+   */
+  attention(since: number, dueBefore: number, limit: number): Promise<ScheduleRecord[]>;
+  /**
+   * Pauses or resumes one row (a pause drops its pending fire; `nextFireAt` when given replaces the
+   * next fire). Undefined when the row does not exist or is in that state already.
+   */
+  setPaused(workflow: string, org: string | null, paused: boolean, now: number, nextFireAt?: number | null): Promise<ScheduleRecord | undefined>;
+  /** Runs `fn` in one transaction holding the row; undefined (fn not called) when there is no row. */
+  transact<T>(workflow: string, org: string | null, fn: (tx: ScheduleTx) => Promise<T>): Promise<T | undefined>;
+}
+
 /** The engine's whole view of the database. SQLite and PostgreSQL implement the same interface. */
 export interface Storage {
   readonly dialect: "sqlite" | "postgres";
+  readonly schedules: ScheduleRepository;
   readonly stats: StatsRepository;
   readonly webhookSecrets: WebhookSecretRepository;
   readonly secretKeyCheck: SecretKeyCheckRepository;

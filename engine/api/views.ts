@@ -1,7 +1,7 @@
 import type { LogRecord, RunRecord, StepRecord } from "../../storage/types.js";
 import type { ErrorData } from "../../common/errors.js";
 import type { RegisteredWorkflow, RegistrationProblem, WorkflowRegistry } from "../registry/registry.js";
-import { nextFireTime } from "../schedule/cron.js";
+import { nextFireTime } from "../scheduler/cron.js";
 
 /** API shapes (DESIGN §6). Storage records never leave the engine unconverted. */
 

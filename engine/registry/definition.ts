@@ -2,7 +2,8 @@ import { Ajv } from "ajv";
 import { capString, DEFAULT_JSON_DEPTH, stringifyBounded } from "../../common/json-bounds.js";
 import { DURATION_MAX_LENGTH, parseDuration } from "../duration.js";
 import { linearRegExp, UnsupportedPatternError } from "../linear-regexp.js";
-import { CRON_MAX_LENGTH, cronError, TIMEZONE_MAX_LENGTH } from "../schedule/cron.js";
+import { isOrg } from "../auth/org.js";
+import { CRON_MAX_LENGTH, cronError, TIMEZONE_MAX_LENGTH } from "../scheduler/cron.js";
 
 /** A workflow's metadata after validation, with durations in milliseconds and defaults filled in. */
 export interface WorkflowDefinition {
@@ -23,6 +24,8 @@ export interface ScheduleDefinition {
   overlap: "skip" | "queue" | "allow";
   catchUp: "none" | "latest" | "all";
   catchUpWindowMs: number;
+  /** One fire per listed org at each instant (absent: fires without an org). */
+  orgs?: string[];
 }
 
 export interface RetryDefinition {
@@ -35,7 +38,7 @@ export interface RetryDefinition {
 
 export const NAME_PATTERN = /^[a-z][a-z0-9_-]{0,63}$/;
 const KEYS = ["name", "description", "params", "schedule", "timeout", "chunkTimeout", "retry", "webhook"];
-const SCHEDULE_KEYS = ["cron", "timezone", "overlap", "catchUp", "catchUpWindow"];
+const SCHEDULE_KEYS = ["cron", "timezone", "overlap", "catchUp", "catchUpWindow", "orgs"];
 const RETRY_KEYS = ["attempts", "backoff", "delay", "maxDelay"];
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -56,6 +59,8 @@ export const DEFINITION_LIMITS = {
   maxTimeoutMs: 7 * DAY,
   maxRetryDelayMs: 7 * DAY,
   maxCatchUpWindowMs: 366 * DAY,
+  /** schedule.orgs: one fire per org at each instant. */
+  maxScheduleOrgs: 10_000,
 } as const;
 
 // Only used to check that `params` is a well-formed JSON Schema with patterns the run-time engine
@@ -134,13 +139,39 @@ function schedule(raw: unknown, problems: string[]): ScheduleDefinition | null {
   }
   const bad = cronError(raw.cron, timezone);
   if (bad) problems.push(`schedule: ${bad}`);
+  const orgs = scheduleOrgs(raw.orgs, problems);
   return {
     cron: raw.cron,
     timezone,
     overlap: oneOf(raw.overlap, ["skip", "queue", "allow"] as const, "schedule.overlap", "skip", problems),
     catchUp: oneOf(raw.catchUp, ["none", "latest", "all"] as const, "schedule.catchUp", "latest", problems),
     catchUpWindowMs: duration(raw.catchUpWindow, "schedule.catchUpWindow", DAY, DEFINITION_LIMITS.maxCatchUpWindowMs, problems),
+    ...(orgs === undefined ? {} : { orgs }),
   };
+}
+
+/** schedule.orgs: distinct org names (the pattern of a run's org), at most maxScheduleOrgs. */
+function scheduleOrgs(raw: unknown, problems: string[]): string[] | undefined {
+  if (raw === undefined) return undefined;
+  const max = DEFINITION_LIMITS.maxScheduleOrgs;
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > max) {
+    problems.push(`schedule.orgs: must be a list of 1 to ${max} org names, like ["acme", "contoso"]`);
+    return undefined;
+  }
+  const seen = new Set<string>();
+  for (const org of raw) {
+    // isOrg measures the length before its pattern sees the string.
+    if (typeof org !== "string" || !isOrg(org)) {
+      problems.push(`schedule.orgs: ${quote(org)} is not an org name (letters, digits, "_", ".", ":" or "-", at most 128, starting with a letter or digit)`);
+      return undefined;
+    }
+    if (seen.has(org)) {
+      problems.push(`schedule.orgs: ${quote(org)} is listed twice`);
+      return undefined;
+    }
+    seen.add(org);
+  }
+  return [...seen];
 }
 
 function retry(raw: unknown, problems: string[]): RetryDefinition {

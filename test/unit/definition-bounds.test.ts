@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DEFINITION_LIMITS, validateDefinition } from "../../engine/registry/definition.js";
-import { CRON_MAX_LENGTH, TIMEZONE_MAX_LENGTH } from "../../engine/schedule/cron.js";
+import { CRON_MAX_LENGTH, TIMEZONE_MAX_LENGTH } from "../../engine/scheduler/index.js";
 
 /** The problems of a definition that must be refused; each is one line a person can read. */
 function problems(raw: Record<string, unknown>): string[] {

@@ -5,7 +5,7 @@ import { ERROR_CODES } from "../../common/errors.js";
 import { uuidv7, UUID_PATTERN } from "../../engine/ids.js";
 import { validateDefinition } from "../../engine/registry/definition.js";
 import { retryDelayMs } from "../../engine/runner/backoff.js";
-import { cronError, nextFireTime } from "../../engine/schedule/cron.js";
+import { cronError, nextFireTime } from "../../engine/scheduler/index.js";
 import { firstUserFrame, mapStack } from "../../sandbox/stack.js";
 
 describe("durations", () => {
@@ -69,7 +69,7 @@ describe("cron", () => {
   });
   it("computes the next fire in the schedule's zone", () => {
     // 2026-03-02 is a Monday; 09:00 in New York (EST) is 14:00 UTC.
-    expect(new Date(nextFireTime("0 9 * * 1", "America/New_York", Date.parse("2026-02-28T00:00:00Z"))).toISOString()).toBe("2026-03-02T14:00:00.000Z");
+    expect(new Date(nextFireTime("0 9 * * 1", "America/New_York", Date.parse("2026-02-28T00:00:00Z"))!).toISOString()).toBe("2026-03-02T14:00:00.000Z");
   });
 });
 
