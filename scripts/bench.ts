@@ -7,7 +7,10 @@ import Fastify from "fastify";
 import ivm from "isolated-vm";
 import { pino } from "pino";
 import { createKey } from "../engine/auth/key-store.js";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { loadConfig } from "../engine/config.js";
+import { Engine } from "../engine/engine.js";
 import { compileModule } from "../engine/registry/compile.js";
 import { startServer } from "../engine/server.js";
 import { IsolatePool, WorkflowSandbox } from "../sandbox/index.js";
@@ -15,6 +18,7 @@ import { IsolatePool, WorkflowSandbox } from "../sandbox/index.js";
 const SANDBOX_RUNS = Number(process.env.BENCH_SANDBOX_RUNS ?? 300);
 const HTTP_RUNS = Number(process.env.BENCH_HTTP_RUNS ?? 400);
 const HTTP_CONCURRENCY = Number(process.env.BENCH_HTTP_CONCURRENCY ?? 8);
+const CTX_HTTP_CALLS = Number(process.env.BENCH_CTX_HTTP_CALLS ?? 300);
 
 interface Stats {
   median: number;
@@ -136,6 +140,36 @@ async function main(): Promise<void> {
     row(`runs/s over HTTP with wait (${HTTP_CONCURRENCY} clients)`, `${e2e.perSecond.toFixed(0)}/s`, `bare fastify POST ${floorLoad.perSecond.toFixed(0)}/s`, `${(e2e.perSecond / floorLoad.perSecond).toFixed(3)}x`);
     row("  latency median", ms(e2e.latency.median), `bare fastify ${ms(floorLoad.latency.median)}`, "");
     row("  latency p95", ms(e2e.latency.p95), `bare fastify ${ms(floorLoad.latency.p95)}`, "");
+
+    // 3. ctx.http per call (sandbox → host op → gate → undici → back into the isolate), against a
+    // bare fetch from Node to the same local server.
+    const api = createServer((_req, res) => res.writeHead(200, { "content-type": "application/json" }).end('{"items":[1,2,3]}'));
+    await new Promise<void>((resolve) => api.listen(0, "127.0.0.1", resolve));
+    const apiUrl = `http://127.0.0.1:${(api.address() as AddressInfo).port}/items`;
+    const bare = await timeEach(CTX_HTTP_CALLS, async () => {
+      const res = await fetch(apiUrl);
+      if ((await res.json()) === null) throw new Error("no body");
+    });
+    writeFileSync(
+      join(workflowsDir, "http_loop.ts"),
+      `import { workflow } from "bifrost";\nexport default workflow({ name: "http_loop", async run(ctx, params: { url: string; n: number }) {\n  const samples: number[] = [];\n  for (let i = 0; i < params.n; i++) { const t = Date.now(); const res = await ctx.http.get(params.url); if (!res.ok) throw new Error("status " + res.status); samples.push(Date.now() - t); }\n  return samples;\n} });\n`,
+    );
+    const engine = await Engine.open(loadConfig({}, { dataDir: join(dir, "data-http"), workflowsDir, port: 0, watch: false }), { logger: pino({ level: "silent" }) });
+    engine.start({ watch: false });
+    const loop = async (n: number) => {
+      const { run } = await engine.triggerRun("http_loop", { params: { url: apiUrl, n } });
+      const done = await engine.waitForRun(run.id, 600_000);
+      if (done.status !== "succeeded") throw new Error(`http_loop failed: ${JSON.stringify(done.error)}`);
+      return done.result as number[];
+    };
+    await loop(20); // warm-up
+    // Date.now() in the sandbox has millisecond resolution: the mean over many calls is the figure.
+    const calls = await loop(CTX_HTTP_CALLS);
+    const mean = calls.reduce((a, b) => a + b, 0) / calls.length;
+    await engine.stop(0);
+    await new Promise<void>((resolve) => api.close(() => resolve()));
+    row(`ctx.http.get per call (${CTX_HTTP_CALLS} in one run, mean)`, ms(mean), `bare fetch median ${ms(bare.median)}`, `${(mean / bare.median).toFixed(2)}x`);
+    row("  overhead per call", ms(mean - bare.median), "", "");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
