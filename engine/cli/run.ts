@@ -1,4 +1,4 @@
-import { BifrostError } from "../../common/errors.js";
+import { BifrostError, isBifrostError } from "../../common/errors.js";
 import type { LogRecord, RunRecord } from "../../storage/types.js";
 import { runView, type RunView } from "../api/views.js";
 import type { Engine } from "../engine.js";
@@ -154,7 +154,9 @@ async function followRemote(client: ApiClient, options: RunCommandOptions, start
     err(dim("cancelling the run (Ctrl-C again to stop waiting)"));
     // The stream goes on until the run ends, cancelled.
     client.request("POST", `/api/runs/${encodeURIComponent(started.id)}/cancel`).catch((e: unknown) => {
-      err(`error ${(e as { code?: string }).code ?? "INTERNAL"}: could not cancel the run: ${(e as Error).message}`);
+      // It ended meanwhile: the stream says how.
+      if (isBifrostError(e) && e.code === "RUN_NOT_CANCELLABLE") return;
+      err(`error ${isBifrostError(e) ? e.code : "INTERNAL"}: could not cancel the run: ${(e as Error).message}`);
       process.exit(130);
     });
   });

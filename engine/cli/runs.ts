@@ -225,16 +225,14 @@ function storedSource(storage: Storage): RunsSource {
       }
     },
     async cancel(id) {
-      let { run, outcome } = await cancelRun({ storage, now: Date.now, requireRun: find }, id);
-      // The engine executing the run stops it within its cancel check; a run whose engine is gone
-      // is ended here once its lease has run out.
+      let { run } = await cancelRun({ storage, now: Date.now, requireRun: find }, id);
+      // The engine executing the run stops it within its cancel check. One that is gone cannot:
+      // once its lease has run out, the cancel ends the run here.
       const deadline = Date.now() + CANCEL_WAIT_MS;
-      while (outcome === "requested" && Date.now() < deadline) {
+      while (run.status === "running" && Date.now() < deadline) {
         await sleep(POLL_MS);
-        const now = await storage.runs.cancel(id, Date.now());
-        if (!now) throw new BifrostError("RUN_NOT_FOUND", `No run with id "${id}"`, { details: { id } });
-        run = now.run;
-        if (now.state !== "requested") outcome = "cancelled";
+        run = await find(id);
+        if (run.status === "running" && run.leaseUntil !== null && run.leaseUntil < Date.now()) run = (await storage.runs.cancel(id, Date.now()))?.run ?? run;
       }
       return withSteps(run);
     },
