@@ -79,7 +79,7 @@ export class Runner {
     this.state = "running";
     this.claimQueue = opts.claim ?? true;
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), Math.max(50, Math.floor(this.options.leaseMs / 3)));
-    // Separate from the heartbeat, which runs only every leaseMs/3: "stop" must not wait 10 s.
+    // Separate from the heartbeat, which runs only every leaseMs/3 (10 s): a cancel must not wait that long.
     this.cancelTimer = setInterval(() => void this.checkCancels(), this.options.cancelCheckMs ?? DEFAULT_CANCEL_CHECK_MS);
     if (this.claimQueue) {
       this.pollTimer = setInterval(() => this.nudge(), this.options.pollMs);
