@@ -35,6 +35,15 @@ const STEPPED = workflowSource(
   `\n  chunkTimeout: "1s",`,
 );
 
+// Starts `n` calls without awaiting any of them first.
+const MANY = workflowSource(
+  "many",
+  `
+    const settled = await Promise.allSettled(Array.from({ length: params.n }, () => ctx.http.get(params.url)));
+    return { ok: settled.filter((s) => s.status === "fulfilled").length, refused: settled.filter((s) => s.status === "rejected").map((s) => s.reason.code) };
+  `,
+);
+
 const SHORT = workflowSource("short", `const res = await ctx.http.get(params.url, params.options); return res.status;`, `\n  chunkTimeout: "2s",`);
 
 interface Harness {
@@ -59,7 +68,7 @@ async function testResolve(hostname: string): Promise<Array<{ address: string; f
 
 async function harness(options: { config?: Partial<EngineConfig>; deps?: EngineDeps } = {}): Promise<Harness> {
   const deps: EngineDeps = { ...options.deps, http: { resolve: testResolve, ...options.deps?.http } };
-  const { engine, logLines } = await openTestEngine({ workflows: { "call.ts": CALL, "stepped.ts": STEPPED, "short.ts": SHORT }, config: { sandboxMemoryMb: 32, ...options.config }, deps });
+  const { engine, logLines } = await openTestEngine({ workflows: { "call.ts": CALL, "stepped.ts": STEPPED, "short.ts": SHORT, "many.ts": MANY }, config: { sandboxMemoryMb: 32, ...options.config }, deps });
   engines.push(engine);
   engine.start({ watch: false });
   return { engine, logLines };
@@ -287,6 +296,15 @@ describe("limits", () => {
     const r = await call(h, "POST", url, { body: "z".repeat(3000) });
     expect(r.error).toMatchObject({ code: "HTTP_BODY_TOO_LARGE", details: expect.objectContaining({ direction: "request", limit: 2048 }) });
     expect(server.to("/upload")).toHaveLength(0);
+  });
+});
+
+describe("pending calls", () => {
+  it("refuses more than 32 calls pending at once in one invocation, and serves the others", async () => {
+    const url = route("/many", json(200, { fine: true }));
+    const r = await run(h.engine, "many", { url, n: 40 });
+    expect(r.result).toEqual({ ok: 32, refused: Array(8).fill("HTTP_REQUEST_INVALID") });
+    expect(server.to("/many")).toHaveLength(32);
   });
 });
 

@@ -21,6 +21,11 @@ import type { HttpService } from "./service.js";
 
 /** No wait may end closer to the deadline than this: the request after it needs time too. */
 export const DEADLINE_MARGIN_MS = 250;
+/**
+ * Calls one invocation may have pending at once. Each holds its request and, once answered, its
+ * response on the host: without a bound, a loop that never awaits could pile up gigabytes.
+ */
+export const MAX_PENDING_CALLS = 32;
 /** A 429 or 503 without a time is not answered at once, whatever the jitter drew. */
 const RATE_LIMIT_MIN_BACKOFF_MS = 250;
 
@@ -62,6 +67,7 @@ const AUTH_CATEGORIES: Record<number, { category: string; fix: string }> = {
 
 export class InvocationHttp {
   readonly stats: HttpStats = { requests: 0, retries: 0, rateLimited: 0, waitMs: 0 };
+  private pending = 0;
 
   constructor(private readonly deps: InvocationHttpDeps) {}
 
@@ -71,6 +77,18 @@ export class InvocationHttp {
 
   /** The host op "http.request": `{ method, url, options }` from the guest. */
   async request(args: unknown): Promise<HttpReply> {
+    if (this.pending >= MAX_PENDING_CALLS) {
+      throw new BifrostError("HTTP_REQUEST_INVALID", `ctx.http: more than ${MAX_PENDING_CALLS} calls are pending at once in this invocation; await some before starting more (for example, process items in batches of ${MAX_PENDING_CALLS})`);
+    }
+    this.pending += 1;
+    try {
+      return await this.send(args);
+    } finally {
+      this.pending -= 1;
+    }
+  }
+
+  private async send(args: unknown): Promise<HttpReply> {
     const { service } = this.deps;
     const spec = readRequestArgs(args, service.config);
     this.checkTarget(spec.url);
