@@ -21,6 +21,7 @@ import { Runner } from "./runner/runner.js";
 import { assertReplay } from "./idempotency/replay.js";
 import { keyFileTooOpen, openSecretBox, type SecretBox } from "./secrets/key.js";
 import { Webhooks } from "./webhooks/webhooks.js";
+import { Scheduling, type SchedulingOptions } from "./scheduler/scheduling.js";
 
 export interface TriggerInput {
   params?: unknown;
@@ -39,6 +40,8 @@ export interface EngineDeps {
   hostLimits?: Partial<RunHostLimits>;
   /** How long a statement waits for another process's database lock (tests shorten it). @default 5000 */
   storageBusyMs?: number;
+  /** Scheduler and maintenance knobs (tests shorten the intervals). */
+  scheduling?: SchedulingOptions;
   /** ctx.http: name resolution, OAuth connections, jitter (tests inject them). */
   http?: HttpServiceOptions;
 }
@@ -57,6 +60,8 @@ export class Engine {
   private readonly pool: IsolatePool;
   private stopWatching: (() => void) | undefined;
   private stopping = false;
+  /** Fires schedules and runs the maintenance jobs once started (engine/scheduler/scheduling.ts). */
+  readonly scheduling: Scheduling;
 
   private constructor(
     readonly config: EngineConfig,
@@ -68,6 +73,7 @@ export class Engine {
     readonly secrets: SecretBox,
     /** ctx.http's host gates, agent and connections, shared by every run of this engine. */
     readonly http: HttpService,
+    schedulingOptions: SchedulingOptions = {},
   ) {
     this.events = new EngineEvents((event, err) => logger.error({ err, event }, "engine event listener threw"));
     this.registry = new WorkflowRegistry({
@@ -110,6 +116,7 @@ export class Engine {
       now,
       events: this.events,
     });
+    this.scheduling = new Scheduling({ storage, registry: this.registry, events: this.events, logger, now, dataDir: config.dataDir, nudge: () => this.runner.nudge() }, schedulingOptions);
   }
 
   /** Opens storage (migrating it) and loads stored and file workflows. Does not start running. */
@@ -125,7 +132,7 @@ export class Engine {
     }
     if (secrets.source.generated) logger.info({ file: secrets.source.name }, "created the secret key that seals stored secrets; back it up with the database");
     else if (secrets.source.kind === "file" && keyFileTooOpen(secrets.source.name)) logger.warn({ file: secrets.source.name }, "the secret key file can be read by other users: chmod 600 it");
-    const engine = new Engine(config, storage, logger, deps.now ?? Date.now, { ...DEFAULT_RUN_HOST_LIMITS, ...deps.hostLimits }, secrets, new HttpService(config.http, deps.http, deps.now ?? Date.now));
+    const engine = new Engine(config, storage, logger, deps.now ?? Date.now, { ...DEFAULT_RUN_HOST_LIMITS, ...deps.hostLimits }, secrets, new HttpService(config.http, deps.http, deps.now ?? Date.now), deps.scheduling);
     try {
       await engine.registry.loadStored();
       await engine.registry.loadDirectory();
@@ -141,9 +148,13 @@ export class Engine {
     return { memoryMb: this.config.sandboxMemoryMb, cpuMs: this.config.sandboxCpuMs };
   }
 
-  /** Starts executing runs. `claim: false` runs only runs handed to it (the CLI's embedded engine). */
-  start(options: { claim?: boolean; watch?: boolean } = {}): void {
+  /**
+   * Starts executing runs. `claim: false` runs only runs handed to it (the CLI's embedded engine),
+   * and then fires no schedules unless `schedules` says so.
+   */
+  start(options: { claim?: boolean; watch?: boolean; schedules?: boolean } = {}): void {
     this.runner.start({ claim: options.claim ?? true });
+    if (options.schedules ?? options.claim ?? true) void this.scheduling.start();
     if (options.watch ?? this.config.watch) {
       this.stopWatching = watchDirectory(this.config.workflowsDir, () => this.registry.loadDirectory(), this.logger);
     }
@@ -324,6 +335,7 @@ export class Engine {
     if (this.stopping) return;
     this.stopping = true;
     this.stopWatching?.();
+    await this.scheduling.stop();
     await this.runner.stop(graceMs);
     await this.http.close();
     this.pool.close();
@@ -336,6 +348,7 @@ export class Engine {
   async crashForTesting(): Promise<void> {
     this.stopping = true;
     this.stopWatching?.();
+    void this.scheduling.stop();
     this.runner.kill();
   }
 }

@@ -3,7 +3,7 @@ import type { ErrorData } from "../common/errors.js";
 import type { LogRecord, RunRecord } from "../storage/types.js";
 
 /** Everything observable the engine does. Tests wait on these instead of sleeping. */
-export interface EngineEventMap {
+export interface EngineEventMap extends ScheduleEventMap {
   "workflow:registered": { name: string; version: string; sourceKind: "file" | "api"; file: string | null };
   "workflow:rejected": { file: string | null; name?: string; error: ErrorData };
   "workflow:removed": { name: string };
@@ -19,6 +19,26 @@ export interface EngineEventMap {
   "invocation:ended": { runId: string; decision: "finish" | "requeue" | "abandon"; recorded: boolean };
   /** A webhook workflow got its first secret, or a new one. The secret itself is never in an event. */
   "webhook:secret": { workflow: string; reason: "created" | "rotated" };
+}
+
+/** Why a due fire started no run. */
+export type FireSkip = "overlap" | "queued" | "dropped" | "missed" | "params";
+
+export type ScheduleChange = "loaded" | "registered" | "fired" | "paused" | "resumed" | "removed" | "synced";
+
+export interface ScheduleEventMap {
+  /** A fire created its run (`manual`: trigger-now). `at` is when, so `at - scheduledFor` is the lag. */
+  "schedule:fired": { workflow: string; org: string | null; scheduledFor: number; runId: string; at: number; manual: boolean };
+  /**
+   * A due fire started no run: an unfinished run (overlap skip), a fire already pending (dropped),
+   * now pending itself (queued), missed while no engine ran (catchUp), or params the schema refuses.
+   * `scheduledFor` is null for missed fires (`from` is the first of them).
+   */
+  "schedule:skipped": { workflow: string; org: string | null; scheduledFor: number | null; from?: number; reason: FireSkip; at: number };
+  /** This engine's view of a schedule changed (its next fire, or paused). */
+  "schedule:changed": { workflow: string; org: string | null; nextFireAt: number | null; paused: boolean; reason: ScheduleChange };
+  /** A maintenance job (engine/maintenance) ran: what it found. */
+  "maintenance:ran": { job: "lease-reaper" | "schedule-check"; found: number; at: number };
 }
 
 export type EngineEventName = keyof EngineEventMap;

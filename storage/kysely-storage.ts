@@ -1,6 +1,7 @@
 import { Migrator, sql, type ExpressionBuilder, type Kysely, type Selectable, type UpdateQueryBuilder, type UpdateResult } from "kysely";
 import { BifrostError, ERROR_CODES, type ErrorData } from "../common/errors.js";
 import { keyRepository } from "./keys-repository.js";
+import { leaseRepository } from "./leases-repository.js";
 import { scheduleRepository } from "./schedules-repository.js";
 import { secretKeyCheckRepository, webhookSecretRepository } from "./webhook-secrets-repository.js";
 import { statsRepository } from "./stats-repository.js";
@@ -116,6 +117,7 @@ export class KyselyStorage implements Storage {
   readonly secretKeyCheck: ReturnType<typeof secretKeyCheckRepository>;
   readonly stats: ReturnType<typeof statsRepository>;
   readonly schedules: ReturnType<typeof scheduleRepository>;
+  readonly leases: ReturnType<typeof leaseRepository>;
 
   constructor(
     readonly db: Kysely<Database>,
@@ -132,6 +134,7 @@ export class KyselyStorage implements Storage {
     this.secretKeyCheck = secretKeyCheckRepository(db);
     this.stats = statsRepository(db);
     this.schedules = scheduleRepository(db, dialect);
+    this.leases = leaseRepository(db);
   }
 
   async migrate(): Promise<void> {
@@ -225,7 +228,7 @@ async function fenced<T>(db: Db, lease: Lease, write: (trx: Db) => Promise<T>): 
 const CANCELLED_ERROR: ErrorData = { code: "RUN_CANCELLED", message: "the run was cancelled", fix: ERROR_CODES.RUN_CANCELLED.hint };
 
 /** Steps an ended invocation left `running` never stay so once the run has moved on. */
-async function interruptSteps(db: Db, runId: string, now: number, why: string): Promise<void> {
+export async function interruptSteps(db: Db, runId: string, now: number, why: string): Promise<void> {
   const error: ErrorData = { code: "STEP_INTERRUPTED", message: `the invocation ended (${why}) before this step finished`, fix: ERROR_CODES.STEP_INTERRUPTED.hint };
   await db.updateTable("steps").set({ status: "failed", error: JSON.stringify(error), finished_at: now }).where("run_id", "=", runId).where("status", "=", "running").execute();
 }
@@ -233,7 +236,7 @@ async function interruptSteps(db: Db, runId: string, now: number, why: string): 
 const cancelledBy = (now: number) => ({ status: "cancelled", error: json(CANCELLED_ERROR), finished_at: now, lease_owner: null, lease_until: null });
 
 /** Of the runs `update` selects, those with a cancel request end cancelled rather than go back to the queue. */
-async function cancelRequestedRuns(trx: Db, update: UpdateQueryBuilder<Database, "runs", "runs", UpdateResult>, now: number): Promise<void> {
+export async function cancelRequestedRuns(trx: Db, update: UpdateQueryBuilder<Database, "runs", "runs", UpdateResult>, now: number): Promise<void> {
   const rows = await update.where("cancel_requested_at", "is not", null).set(cancelledBy(now)).returning("id").execute();
   for (const { id } of rows) await interruptSteps(trx, id, now, "the run was cancelled");
 }

@@ -355,10 +355,21 @@ export interface ScheduleRepository {
   transact<T>(workflow: string, org: string | null, fn: (tx: ScheduleTx) => Promise<T>): Promise<T | undefined>;
 }
 
+/** Leases of engines that stopped renewing them (the lease reaper, engine/maintenance). */
+export interface LeaseRepository {
+  /**
+   * Of these runs, those still running under a lease that ended before `now` go back to the queue
+   * (their running steps end STEP_INTERRUPTED; one with a cancel request ends cancelled instead).
+   * Returns the ids put back in the queue. A lease renewed since it was found is left alone.
+   */
+  reapExpired(ids: readonly string[], now: number): Promise<string[]>;
+}
+
 /** The engine's whole view of the database. SQLite and PostgreSQL implement the same interface. */
 export interface Storage {
   readonly dialect: "sqlite" | "postgres";
   readonly schedules: ScheduleRepository;
+  readonly leases: LeaseRepository;
   readonly stats: StatsRepository;
   readonly webhookSecrets: WebhookSecretRepository;
   readonly secretKeyCheck: SecretKeyCheckRepository;

@@ -1,0 +1,83 @@
+import type { Storage } from "../../storage/types.js";
+import type { EngineEvents } from "../events.js";
+import type { Logger } from "../logger.js";
+import { Maintenance } from "../maintenance/maintenance.js";
+import type { WorkflowRegistry } from "../registry/registry.js";
+import type { Timers } from "./loop.js";
+import { DEFAULT_GRACE_MS } from "./plan.js";
+import { Scheduler } from "./scheduler.js";
+
+/** Knobs for tests and benchmarks; the defaults are what `bifrost start` uses. */
+export interface SchedulingOptions {
+  /** @default 60000 */
+  graceMs?: number;
+  /** @default 60000 */
+  scheduleCheckMs?: number;
+  /** @default 60000 */
+  leaseReaperMs?: number;
+  timers?: Timers;
+}
+
+export interface SchedulingDeps {
+  storage: Storage;
+  registry: WorkflowRegistry;
+  events: EngineEvents;
+  logger: Logger;
+  now: () => number;
+  dataDir: string;
+  /** The runner: work was queued. */
+  nudge: () => void;
+}
+
+/**
+ * The scheduler and the maintenance jobs, started and stopped together with an engine that claims
+ * runs (`bifrost start`); the CLI's embedded engine builds them but never starts them, so one-off
+ * commands fire nothing (they still pause, resume and trigger through the database).
+ */
+export class Scheduling {
+  readonly scheduler: Scheduler;
+  private readonly maintenance: Maintenance;
+  private starting: Promise<void> | undefined;
+
+  constructor(deps: SchedulingDeps, options: SchedulingOptions = {}) {
+    const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
+    this.scheduler = new Scheduler({ ...deps, graceMs, ...(options.timers ? { timers: options.timers } : {}) });
+    this.maintenance = new Maintenance({
+      dataDir: deps.dataDir,
+      logger: deps.logger,
+      events: deps.events,
+      now: deps.now,
+      graceMs,
+      ...(options.scheduleCheckMs === undefined ? {} : { scheduleCheckMs: options.scheduleCheckMs }),
+      ...(options.leaseReaperMs === undefined ? {} : { leaseReaperMs: options.leaseReaperMs }),
+      onSchedules: (keys) => this.scheduler.reconcileKeys(keys),
+      onExpiredLeases: async (ids) => {
+        const reaped = await deps.storage.leases.reapExpired(ids, deps.now());
+        if (reaped.length === 0) return;
+        deps.logger.info({ runs: reaped }, "runs whose engine stopped renewing their lease are back in the queue");
+        deps.nudge();
+      },
+    });
+  }
+
+  /** Starts firing (schedules missed while down wait for the first schedule check) and the jobs. */
+  start(): Promise<void> {
+    this.starting ??= this.scheduler
+      .start({ deferOverdue: true })
+      .then(() => this.maintenance.start())
+      .catch((err: unknown) => this.scheduler.logError(err, "the scheduler could not start"));
+    return this.starting;
+  }
+
+  /** Resolves once start() has finished (at once when it was never called). */
+  started(): Promise<void> {
+    return this.starting ?? Promise.resolve();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.starting) return;
+    await this.starting;
+    await this.maintenance.stop();
+    await this.scheduler.stop();
+  }
+}
