@@ -44,6 +44,9 @@ const MANY = workflowSource(
   `,
 );
 
+// Starts a call and returns without awaiting it (once a second call came back).
+const DANGLING = workflowSource("dangling", `void ctx.http.get(params.url).catch(() => {}); await ctx.http.get(params.after); return "left";`);
+
 const SHORT = workflowSource("short", `const res = await ctx.http.get(params.url, params.options); return res.status;`, `\n  chunkTimeout: "2s",`);
 
 interface Harness {
@@ -68,7 +71,7 @@ async function testResolve(hostname: string): Promise<Array<{ address: string; f
 
 async function harness(options: { config?: Partial<EngineConfig>; deps?: EngineDeps } = {}): Promise<Harness> {
   const deps: EngineDeps = { ...options.deps, http: { resolve: testResolve, ...options.deps?.http } };
-  const { engine, logLines } = await openTestEngine({ workflows: { "call.ts": CALL, "stepped.ts": STEPPED, "short.ts": SHORT, "many.ts": MANY }, config: { sandboxMemoryMb: 32, ...options.config }, deps });
+  const { engine, logLines } = await openTestEngine({ workflows: { "call.ts": CALL, "stepped.ts": STEPPED, "short.ts": SHORT, "many.ts": MANY, "dangling.ts": DANGLING }, config: { sandboxMemoryMb: 32, ...options.config }, deps });
   engines.push(engine);
   engine.start({ watch: false });
   return { engine, logLines };
@@ -305,6 +308,26 @@ describe("pending calls", () => {
     const r = await run(h.engine, "many", { url, n: 40 });
     expect(r.result).toEqual({ ok: 32, refused: Array(8).fill("HTTP_REQUEST_INVALID") });
     expect(server.to("/many")).toHaveLength(32);
+  });
+});
+
+describe("calls the workflow never awaited", () => {
+  it("stop with the invocation instead of outliving its decision", async () => {
+    let closed!: () => void;
+    let arrived!: () => void;
+    const gone = new Promise<void>((resolve) => (closed = resolve));
+    const hanging = new Promise<void>((resolve) => (arrived = resolve));
+    // Never answers: only the client giving up closes the connection.
+    const url = route("/hang", (req) => {
+      req.socket.once("close", () => closed());
+      arrived();
+    });
+    // Answers once the hanging call is at the server, so the run ends while it is in flight.
+    const after = route("/after", (req, res, ctx) => void hanging.then(() => json(200, {})(req, res, ctx)));
+    const r = await run(h.engine, "dangling", { url, after });
+    expect(r).toMatchObject({ status: "succeeded", result: "left" });
+    await gone;
+    expect(server.to("/hang")).toHaveLength(1);
   });
 });
 

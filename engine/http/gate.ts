@@ -114,7 +114,7 @@ export class HostGate {
       this.waiters.push(waiter);
       this.pump();
       // Still waiting on something without a known time (a free slot, a probe's answer): give up at `latest`.
-      if (this.waiters.includes(waiter)) waiter.timer = setTimeout(() => this.drop(waiter, new GateClosed(this.openAt())), timerDelay(waiter.latest - this.now()));
+      if (this.waiters.includes(waiter)) waiter.timer = setTimeout(() => this.drop(waiter, new GateClosed(this.openAt())), timerDelay(waiter.latest - this.now())).unref();
     });
   }
 
@@ -218,6 +218,8 @@ export class HostGate {
       this.timer = undefined;
       this.pump();
     }, timerDelay(at - this.now() + 1));
+    // A cool-down alone must not keep the process alive; a waiting call does.
+    this.timer.unref();
   }
 }
 

@@ -121,12 +121,14 @@ async function invoke(run: RunRecord, workflow: RegisteredWorkflow, host: RunHos
   const yielded = new AbortController();
   let yieldAt: { at: number; reason: string } | undefined;
   const invocationSignal = AbortSignal.any([signals.kill, yielded.signal]);
+  // A call the workflow never awaited stops with the invocation instead of outliving its decision.
+  const ended = new AbortController();
   const http = deps.http && new InvocationHttp({
     service: deps.http,
     run,
     deadline,
     runDeadline,
-    signal: invocationSignal,
+    signal: AbortSignal.any([invocationSignal, ended.signal]),
     canYield: () => host.committedSteps > 0 && deadline < runDeadline,
     yieldUntil: (at, reason) => {
       yieldAt ??= { at, reason };
@@ -153,6 +155,7 @@ async function invoke(run: RunRecord, workflow: RegisteredWorkflow, host: RunHos
   } finally {
     signals.stop.removeEventListener("abort", onStop);
     sandbox?.dispose();
+    ended.abort("the invocation ended");
   }
   if (http && http.stats.requests > 0) host.append("info", "http summary", { ...http.stats });
   // Log writes of the invocation are in: a storage fault among them decides as much as any other.
