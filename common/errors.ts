@@ -10,7 +10,7 @@ export const ERROR_CODES = {
   INVALID_PARAMS: { status: 400, hint: "Pass params that match the workflow's params schema (GET /api/workflows/:name).", cli: "Pass --params that match the workflow's params schema (shown by `bifrost workflows list --json`)." },
   ROUTE_NOT_FOUND: { status: 404, hint: "Check the method and path against the HTTP API table in the README." },
   WORKFLOW_NOT_FOUND: { status: 404, hint: "List registered workflows with GET /api/workflows.", cli: "List the workflows with `bifrost workflows list`; the CLI loads modules from BIFROST_WORKFLOWS_DIR (default ./workflows)." },
-  SCHEDULE_NOT_FOUND: { status: 404, hint: "List the schedules (workflow and org) with GET /api/schedules; a workflow has a schedule when its definition declares one.", cli: "Check the workflow's name and its schedule.orgs: a workflow has a schedule when its definition declares one, and fires for the orgs it lists." },
+  SCHEDULE_NOT_FOUND: { status: 404, hint: "List the schedules (workflow and org) with GET /api/schedules; a workflow has a schedule when its definition declares one.", cli: "List the schedules (workflow and org) with `bifrost schedules list`; a workflow has a schedule when its definition declares one." },
   RUN_NOT_FOUND: { status: 404, hint: "List runs with GET /api/runs.", cli: "List runs with `bifrost runs list`; the CLI reads the database in BIFROST_DATA_DIR (default ./data)." },
   PAYLOAD_TOO_LARGE: { status: 413, hint: "Send a smaller request body.", cli: "Pass smaller --params." },
   // HTTP only: the request itself is not one the server can read

@@ -14,6 +14,7 @@ import { installMetrics } from "./metrics.js";
 import { installOpenApi } from "./openapi.js";
 import { runControlRoutes } from "./routes/run-control.js";
 import { runRoutes } from "./routes/runs.js";
+import { scheduleRoutes } from "./routes/schedules.js";
 import { workflowRoutes } from "./routes/workflows.js";
 
 export interface AppOptions {
@@ -54,6 +55,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(healthRoutes(engine));
   await app.register(workflowRoutes(engine));
   await app.register(runRoutes(engine));
+  await app.register(scheduleRoutes(engine));
   await app.register(webhookRoutes(engine));
   await app.register(hookRoutes(engine));
   await app.register(runControlRoutes(engine));

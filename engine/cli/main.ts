@@ -9,6 +9,7 @@ import { runsCommand } from "./runs.js";
 import { listWorkflowsCommand } from "./workflows-list.js";
 import { firstKeyText, keysCommand } from "./keys.js";
 import { webhooksCommand } from "./webhooks.js";
+import { schedulesCommand } from "./schedules.js";
 import { deployCommand } from "./deploy.js";
 
 const USAGE = `bifrost — workflow engine
@@ -34,6 +35,12 @@ Usage:
   bifrost keys revoke <key-id>           refuse a key from now on
   bifrost webhooks show <workflow>       a webhook workflow's secret (stdout) and how to sign with it
   bifrost webhooks rotate <workflow>     replace the secret; the old one stops working at once
+  bifrost schedules list [--workflow W] [--org ORG]
+                                         schedules per workflow and org: cron in words, next and last fire
+  bifrost schedules pause|resume <workflow> [--org ORG]
+                                         stop firing (nothing accumulates) or fire again from now on
+  bifrost schedules trigger <workflow> [--org ORG]
+                                         fire now: one run per org, trigger "schedule"
 
 Options:
   --json     machine-readable output on stdout
@@ -103,6 +110,8 @@ async function main(argv: string[]): Promise<number> {
       return withStorage((s) => keysCommand(s, sub, rest, args.values));
     case "webhooks":
       return webhooksCommand(sub, rest, args.values, openCliEngine);
+    case "schedules":
+      return schedulesCommand(sub, rest, args.values, openCliEngine);
     default:
       return usage(`unknown command "${command}"`);
   }
