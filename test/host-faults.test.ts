@@ -104,7 +104,7 @@ async function execute(body: string, fail: Fail): Promise<Recorded> {
   const { storage, recorded } = fakeStorage(fail);
   const deps: ExecuteDeps = {
     storage,
-    registry: { get: () => wf, refresh: async () => wf } as unknown as WorkflowRegistry,
+    registry: { forRun: async () => wf } as unknown as WorkflowRegistry,
     events: new EngineEvents(),
     logger: memoryLogger().logger,
     now: () => NOW,

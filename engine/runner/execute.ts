@@ -60,7 +60,7 @@ export async function executeRun(run: RunRecord, signals: RunSignals, deps: Exec
 
   let decision: Decision;
   try {
-    decision = workflow ? await invoke(run, workflow, host, signals, deps) : finish("failed", errorOf("WORKFLOW_UNREGISTERED", `workflow "${run.workflow}" is not registered any more`), now());
+    decision = workflow ? await invoke(run, workflow, host, signals, deps) : finish("failed", errorOf("WORKFLOW_UNREGISTERED", `workflow "${run.workflow}"${run.workflowVersion ? ` version ${run.workflowVersion}` : ""} is not registered any more`), now());
   } catch (err) {
     // Deciding must not fail; if it does, the run still ends in a recorded decision.
     deps.logger.error({ err, runId: run.id }, "deciding the outcome of an invocation failed");
