@@ -1,34 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { SchedulerLoop, type LoopEntry, type Timers } from "../../engine/scheduler/loop.js";
+import { SchedulerLoop, type LoopEntry } from "../../engine/scheduler/loop.js";
+import { fakeTime as fakeTimeAt } from "../fake-time.js";
 
-/** A controllable clock and timer queue: time moves only when the test says so. */
-function fakeTime(start = 1_000_000) {
-  let now = start;
-  let seq = 0;
-  const pending = new Map<number, { at: number; fn: () => void }>();
-  const timers: Timers = {
-    set: (fn, ms) => {
-      const id = ++seq;
-      pending.set(id, { at: now + ms, fn });
-      return id;
-    },
-    clear: (handle) => void pending.delete(handle as number),
-  };
-  /** Moves the clock to `to`, running due timers in order (and what they schedule), settling promises between. */
-  async function advance(to: number): Promise<void> {
-    for (;;) {
-      await new Promise((r) => setImmediate(r));
-      const due = [...pending.entries()].filter(([, t]) => t.at <= to).sort((a, b) => a[1].at - b[1].at)[0];
-      if (!due) break;
-      pending.delete(due[0]);
-      now = Math.max(now, due[1].at);
-      due[1].fn();
-    }
-    now = to;
-    await new Promise((r) => setImmediate(r));
-  }
-  return { now: () => now, timers, advance, pendingCount: () => pending.size };
-}
+const fakeTime = () => fakeTimeAt(1_000_000);
 
 interface E extends LoopEntry {
   every: number;
