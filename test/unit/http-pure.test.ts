@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { backoffCeiling, fullJitterDelay } from "../../engine/http/backoff.js";
+import { loadConfig } from "../../engine/config.js";
 import { loadHttpConfig } from "../../engine/http/config.js";
 import { metadataAddressReason, metadataHostReason, parseIPv4, parseIPv6 } from "../../engine/http/metadata.js";
 import { allowListProblem, hostLimitsFor } from "../../engine/http/policy.js";
@@ -192,6 +193,13 @@ describe("HTTP configuration", () => {
     // Every list that applies restricts: the workflow's list narrows the global one.
     expect(allowListProblem(config.allowLists, { workflow: "sync", org: null }, new URL("https://graph.example.com/"))).toContain('"workflow:sync"');
     expect(allowListProblem(config.allowLists, { workflow: "sync", org: "acme" }, new URL("https://halo.example.com/"))).toBeUndefined();
+  });
+
+  it("is part of the engine configuration", () => {
+    const env = { BIFROST_HTTP_TIMEOUT_MS: "5000", BIFROST_HTTP_HOST_LIMITS: '{"halo.example.com":{"rps":10}}' };
+    expect(loadConfig(env).http).toEqual(loadHttpConfig(env));
+    expect(loadConfig(env).http.timeoutMs).toBe(5000);
+    expect(() => loadConfig({ BIFROST_HTTP_TIMEOUT_MS: "soon" })).toThrow(expect.objectContaining({ code: "CONFIG_INVALID", message: expect.stringContaining("BIFROST_HTTP_TIMEOUT_MS") }));
   });
 
   it("refuses invalid settings with the variable's name", () => {
