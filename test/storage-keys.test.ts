@@ -1,13 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { openStorage } from "../storage/index.js";
 import type { NewApiKey, Storage } from "../storage/types.js";
-import { tempDir } from "./helpers.js";
-
-/** The API-key repository, run against every dialect like test/storage.test.ts. */
-const DIALECTS: Record<string, () => Promise<Storage>> = {
-  sqlite: () => openStorage({ dataDir: tempDir() }),
-};
-const selected = (process.env.DIALECTS ?? Object.keys(DIALECTS).join(",")).split(",").filter((d) => d in DIALECTS);
+import { forEachDialect } from "./dialects.js";
 
 let n = 0;
 function newKey(overrides: Partial<NewApiKey> = {}): NewApiKey {
@@ -15,16 +8,8 @@ function newKey(overrides: Partial<NewApiKey> = {}): NewApiKey {
   return { id: `key_${String(n).padStart(16, "0")}`, name: `key ${n}`, role: "operator", org: null, hash: "ab".repeat(32), createdAt: 1_000 + n, ...overrides };
 }
 
-for (const dialect of selected) {
-  const open = DIALECTS[dialect]!;
-  const withStorage = (fn: (s: Storage) => Promise<void>) => async () => {
-    const storage = await open();
-    try {
-      await fn(storage);
-    } finally {
-      await storage.close();
-    }
-  };
+/** The API-key repository, run against every dialect like test/storage.test.ts. */
+forEachDialect((dialect, withStorage) => {
 
   describe(`${dialect}: api keys`, () => {
     it("creates, reads and lists keys oldest first", withStorage(async (s) => {
@@ -63,4 +48,4 @@ for (const dialect of selected) {
       expect(await s.keys.revoke("key_missing", 4_000)).toBeUndefined();
     }));
   });
-}
+});

@@ -1,14 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { uuidv7 } from "../engine/ids.js";
-import { openStorage } from "../storage/index.js";
 import type { Lease, NewRun, RunRecord, Storage } from "../storage/types.js";
-import { tempDir } from "./helpers.js";
-
-/** Cancel requests and retries in storage, run against every dialect like test/storage.test.ts. */
-const DIALECTS: Record<string, () => Promise<Storage>> = {
-  sqlite: () => openStorage({ dataDir: tempDir() }),
-};
-const selected = (process.env.DIALECTS ?? Object.keys(DIALECTS).join(",")).split(",").filter((d) => d in DIALECTS);
+import { forEachDialect } from "./dialects.js";
 
 function newRun(overrides: Partial<NewRun> = {}): NewRun {
   const now = overrides.now ?? 1_000;
@@ -17,16 +10,8 @@ function newRun(overrides: Partial<NewRun> = {}): NewRun {
 
 const leaseOf = (run: RunRecord): Lease => ({ runId: run.id, owner: run.leaseOwner!, token: run.leaseToken });
 
-for (const dialect of selected) {
-  const open = DIALECTS[dialect]!;
-  const withStorage = (fn: (s: Storage) => Promise<void>) => async () => {
-    const storage = await open();
-    try {
-      await fn(storage);
-    } finally {
-      await storage.close();
-    }
-  };
+/** Cancel requests and retries in storage, run against every dialect like test/storage.test.ts. */
+forEachDialect((dialect, withStorage) => {
 
   describe(`${dialect}: run control`, () => {
     it("cancels a queued run at once, so that no engine claims it", withStorage(async (s) => {
@@ -100,4 +85,4 @@ for (const dialect of selected) {
       expect((await s.runs.get(original.id))?.retryOf).toBeNull();
     }));
   });
-}
+});

@@ -1,24 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { openStorage } from "../storage/index.js";
 import type { Storage } from "../storage/types.js";
-import { tempDir } from "./helpers.js";
+import { forEachDialect } from "./dialects.js";
 
 /** The webhook-secret and key-check repositories, run against every dialect like test/storage.test.ts. */
-const DIALECTS: Record<string, () => Promise<Storage>> = {
-  sqlite: () => openStorage({ dataDir: tempDir() }),
-};
-const selected = (process.env.DIALECTS ?? Object.keys(DIALECTS).join(",")).split(",").filter((d) => d in DIALECTS);
-
-for (const dialect of selected) {
-  const open = DIALECTS[dialect]!;
-  const withStorage = (fn: (s: Storage) => Promise<void>) => async () => {
-    const storage = await open();
-    try {
-      await fn(storage);
-    } finally {
-      await storage.close();
-    }
-  };
+forEachDialect((dialect, withStorage) => {
 
   describe(`${dialect}: webhook secrets`, () => {
     it("keeps the first secret of a workflow when two are created at once", withStorage(async (s) => {
@@ -46,4 +31,4 @@ for (const dialect of selected) {
       expect(await s.secretKeyCheck.get()).toBe("aa");
     }));
   });
-}
+});

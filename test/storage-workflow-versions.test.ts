@@ -7,13 +7,8 @@ import { openStorage } from "../storage/index.js";
 import { CodeMigrationProvider } from "../storage/migrations.js";
 import { SQLITE_FILE } from "../storage/sqlite.js";
 import type { Storage, WorkflowRecord, WorkflowVersionRecord } from "../storage/types.js";
+import { forEachDialect } from "./dialects.js";
 import { tempDir } from "./helpers.js";
-
-/** The workflow-versions repository, once per dialect (as test/storage.test.ts). */
-const DIALECTS: Record<string, () => Promise<Storage>> = {
-  sqlite: () => openStorage({ dataDir: tempDir() }),
-};
-const selected = (process.env.DIALECTS ?? Object.keys(DIALECTS).join(",")).split(",").filter((d) => d in DIALECTS);
 
 const version = (name: string, v: string, createdAt = 1_000): WorkflowVersionRecord => ({
   name,
@@ -45,16 +40,8 @@ async function runOn(s: Storage, workflow: string, workflowVersion: string) {
   return run;
 }
 
-for (const dialect of selected) {
-  const open = DIALECTS[dialect]!;
-  const withStorage = (fn: (s: Storage) => Promise<void>) => async () => {
-    const storage = await open();
-    try {
-      await fn(storage);
-    } finally {
-      await storage.close();
-    }
-  };
+/** The workflow-versions repository, once per dialect. */
+forEachDialect((dialect, withStorage) => {
 
   describe(`${dialect}: workflow versions`, () => {
     it("stores a version once and reads it back", withStorage(async (s) => {
@@ -102,7 +89,7 @@ for (const dialect of selected) {
       expect(await s.workflowVersions.sweep({ limit: 3 })).toBe(0);
     }));
   });
-}
+});
 
 describe("sqlite: migration 0004_workflow_versions", () => {
   it("keeps the version of every workflow registered before it", async () => {

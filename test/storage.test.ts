@@ -1,17 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { uuidv7 } from "../engine/ids.js";
-import { openStorage } from "../storage/index.js";
 import type { Lease, NewRun, RunRecord, Storage } from "../storage/types.js";
-import { tempDir } from "./helpers.js";
-
-/**
- * One storage suite, run against every dialect (DIALECTS=sqlite,postgres filters). Each test gets
- * a fresh database.
- */
-const DIALECTS: Record<string, () => Promise<Storage>> = {
-  sqlite: () => openStorage({ dataDir: tempDir() }),
-};
-const selected = (process.env.DIALECTS ?? Object.keys(DIALECTS).join(",")).split(",").filter((d) => d in DIALECTS);
+import { forEachDialect } from "./dialects.js";
 
 function newRun(overrides: Partial<NewRun> = {}): NewRun {
   const now = overrides.now ?? 1_000;
@@ -20,16 +10,7 @@ function newRun(overrides: Partial<NewRun> = {}): NewRun {
 
 const leaseOf = (run: RunRecord): Lease => ({ runId: run.id, owner: run.leaseOwner!, token: run.leaseToken });
 
-for (const dialect of selected) {
-  const open = DIALECTS[dialect]!;
-  const withStorage = (fn: (s: Storage) => Promise<void>) => async () => {
-    const storage = await open();
-    try {
-      await fn(storage);
-    } finally {
-      await storage.close();
-    }
-  };
+forEachDialect((dialect, withStorage) => {
 
   describe(`${dialect}: storage`, () => {
     it("migrates idempotently and answers ping", withStorage(async (s) => {
@@ -184,4 +165,4 @@ for (const dialect of selected) {
       expect(await s.workflows.delete("wf")).toBe(false);
     }));
   });
-}
+});
