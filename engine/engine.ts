@@ -92,7 +92,8 @@ export class Engine {
       logger,
       now,
       publicUrl: config.publicUrl,
-      lookup: async (name) => this.registry.get(name) ?? (await this.registry.refresh(name)),
+      // The database's current version: another engine process may have registered or removed it.
+      lookup: (name) => this.registry.resolve(name),
       known: (name) => this.registry.get(name),
     });
     this.pool = new IsolatePool({ memoryMb: config.sandboxMemoryMb, maxIdle: config.concurrency });

@@ -47,7 +47,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   installStrictSchemas(app);
   installErrorHandling(app, routes);
   installJsonBodyParser(app);
-  // Before any route is added: it checks every route declares its access.
+  // Every route must declare its access; checked over the route table once all routes exist.
   installAuth(app, engine);
   // Before any route is added too: the document is built from the routes as they are added.
   await installOpenApi(app);

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest, RouteOptions } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import { BifrostError } from "../../common/errors.js";
 import { capString } from "../../common/json-bounds.js";
 import { authenticate, dueForTouch } from "../auth/key-store.js";
@@ -27,11 +27,9 @@ const REALM = 'Bearer realm="bifrost"';
 /** Longest Authorization value read: the scheme, a space and one key (with room for stray spaces). */
 const MAX_HEADER = KEY_LENGTH + 32;
 
-/** Every route of an app built with installAuth, as added (HEAD routes included), with its access. */
-const declared = new WeakMap<FastifyInstance, RouteOptions[]>();
-
+/** Every route of the app (HEAD routes included) with the access it declares. */
 export function declaredRoutes(app: FastifyInstance): { method: string; url: string; access: Access | undefined }[] {
-  return (declared.get(app) ?? []).flatMap((r) => (Array.isArray(r.method) ? r.method : [r.method]).map((method) => ({ method: String(method), url: r.url, access: r.config?.access })));
+  return app.routeTable.list().map((e) => ({ method: e.method, url: e.url, access: e.route.config?.access }));
 }
 
 /** The org an org key is limited to; undefined for a key (or a signed webhook) that sees every org. */
@@ -54,15 +52,10 @@ export function installAuth(app: FastifyInstance, engine: Engine): void {
   // Fail closed: a route that declares no access (or an unknown one) stops the server from
   // starting. Checked once every route exists, so that a plugin's own onRoute hook may still set
   // the access of the routes it adds (e.g. documentation pages).
-  const routes: RouteOptions[] = [];
-  declared.set(app, routes);
-  app.addHook("onRoute", (route) => {
-    routes.push(route);
-  });
   app.addHook("onReady", async () => {
-    const open = routes.filter((r) => !LEVELS.includes(r.config?.access as Access));
+    const open = declaredRoutes(app).filter((r) => !LEVELS.includes(r.access as Access));
     if (open.length > 0) {
-      const names = open.map((r) => `${String(r.method)} ${r.url}`).join(", ");
+      const names = open.map((r) => `${r.method} ${r.url}`).join(", ");
       throw new BifrostError("INTERNAL", `Routes without a valid config.access: ${names}; every route must declare public, read, trigger, admin or webhook`);
     }
   });
