@@ -56,6 +56,11 @@ export function planFires(c: CompiledCron, input: PlanInput): Plan {
   if (next > now) return { fires: [], dropped: false, next };
   const grace = input.graceMs ?? DEFAULT_GRACE_MS;
   const max = input.maxFires ?? MAX_CATCH_UP_FIRES;
+  // The usual case, a fire looked at on time with no other fire due since: one step of cron math.
+  if (next >= now - grace && max > 0) {
+    const after = nextFire(c, next);
+    if (after === null || after > now) return { fires: [next], dropped: false, next: after };
+  }
   const onTimeFrom = Math.max(next, now - grace);
   const windowFrom = Math.max(next, now - input.catchUpWindowMs);
   let chosen: number[];

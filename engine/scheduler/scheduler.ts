@@ -112,6 +112,9 @@ export class Scheduler {
       }),
     );
     const workflows = this.deps.registry.list().filter((w) => w.definition.schedule);
+    // The first params compile of a process is slow (ajv warming up): pay it now, not in a fire.
+    const first = workflows[0];
+    if (first) this.defaultParams(first);
     const rows = await this.seed(workflows);
     const now = this.deps.now();
     for (const row of rows) {
@@ -218,7 +221,9 @@ export class Scheduler {
     const { registered, orgs } = await this.target(workflow, options);
     await this.seed([registered]);
     const now = this.deps.now();
-    const params = this.params.validate({ name: workflow, version: registered.version, params: registered.definition.params }, undefined);
+    const defaults = this.defaultParams(registered);
+    if (!defaults.ok) throw defaults.error;
+    const params = defaults.params;
     const runs: RunRecord[] = [];
     for (const org of orgs) {
       const run = await this.deps.storage.schedules.transact(workflow, org, async (tx) => {
@@ -233,6 +238,15 @@ export class Scheduler {
   }
 
   // --- internals --------------------------------------------------------------------------
+
+  /** A scheduled run's params: the schema's defaults applied to no params (or why there are none). */
+  private defaultParams(workflow: RegisteredWorkflow): { ok: true; params: unknown } | { ok: false; error: unknown } {
+    try {
+      return { ok: true, params: this.params.validate({ name: workflow.definition.name, version: workflow.version, params: workflow.definition.params }, undefined) };
+    } catch (error) {
+      return { ok: false, error };
+    }
+  }
 
   private async guard(work: Promise<unknown>): Promise<void> {
     try {
@@ -339,19 +353,17 @@ export class Scheduler {
       return this.loop.get(entry.key) ?? null;
     }
     const plan = planFires(compileCron(spec.cron, spec.timezone), { next: entry.next, now, catchUp: spec.catchUp, catchUpWindowMs: spec.catchUpWindowMs, graceMs: this.graceMs });
-    let params: unknown;
-    let paramsError: unknown;
-    try {
-      params = this.params.validate({ name: entry.workflow, version: workflow.version, params: workflow.definition.params }, undefined);
-    } catch (err) {
-      paramsError = err;
-    }
+    const defaults = this.defaultParams(workflow);
+    const params = defaults.ok ? defaults.params : undefined;
+    const paramsError = defaults.ok ? undefined : defaults.error;
     const result = await this.deps.storage.schedules.transact(entry.workflow, entry.org, async (tx) => {
       const row = tx.row;
       // Someone else moved the row on: take its view instead of writing.
       if (row.cron !== entry.cron || row.timezone !== entry.timezone || row.paused || row.nextFireAt !== entry.next) return { kind: "moved" as const, row };
       const fires = paramsError === undefined ? plan.fires : [];
-      const outcome = applyOverlap(spec.overlap, { unfinished: await tx.unfinishedRun(), pending: row.pendingFor }, fires);
+      // With allow and nothing pending, whether a run is unfinished changes nothing: no query.
+      const unfinished = spec.overlap === "allow" && row.pendingFor === null ? false : await tx.unfinishedRun();
+      const outcome = applyOverlap(spec.overlap, { unfinished, pending: row.pendingFor }, fires);
       const started: RunRecord[] = [];
       for (const at of outcome.start) {
         const run = await tx.insertRun(this.newRun(workflow, entry.org, at, params, now));
@@ -396,12 +408,9 @@ export class Scheduler {
     const spec = workflow?.definition.schedule;
     if (!workflow || !spec) return;
     const now = this.deps.now();
-    let params: unknown;
-    try {
-      params = this.params.validate({ name: workflowName, version: workflow.version, params: workflow.definition.params }, undefined);
-    } catch {
-      return;
-    }
+    const defaults = this.defaultParams(workflow);
+    if (!defaults.ok) return;
+    const params = defaults.params;
     const started = await this.deps.storage.schedules.transact(workflowName, org, async (tx) => {
       if (tx.row.pendingFor === null || tx.row.paused) return [];
       const outcome = applyOverlap(spec.overlap, { unfinished: await tx.unfinishedRun(), pending: tx.row.pendingFor }, []);
