@@ -124,7 +124,8 @@ export class InvocationHttp {
         const verdict = retryVerdict(spec.method, { kind: "network", code: err.code, phase: err.phase }, spec.idempotencyKey !== undefined);
         if (!verdict.retry || attempt >= spec.retry.attempts) throw this.networkError(spec, err, attempt, verdict.retry ? undefined : verdict.reason);
         const wakeAt = this.now + fullJitterDelay(attempt, DEFAULT_BACKOFF, service.random);
-        this.checkWait(spec, wakeAt, waited, attempt, undefined, verdict.reason);
+        const early = this.checkWait(spec, wakeAt, waited, attempt, last, verdict.reason);
+        if (early) return early;
         this.retryLine(spec, attempt, undefined, wakeAt, verdict.reason);
         waited += await this.sleepUntil(wakeAt);
         continue;
