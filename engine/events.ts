@@ -2,6 +2,8 @@ import { EventEmitter } from "node:events";
 import type { ErrorData } from "../common/errors.js";
 import type { LogRecord, RunRecord } from "../storage/types.js";
 
+export type SandboxLimitKind = "cpu" | "memory" | "deadline";
+
 /** Everything observable the engine does. Tests wait on these instead of sleeping. */
 export interface EngineEventMap extends ScheduleEventMap {
   "workflow:registered": { name: string; version: string; sourceKind: "file" | "api"; file: string | null };
@@ -11,7 +13,8 @@ export interface EngineEventMap extends ScheduleEventMap {
   "run:started": { runId: string; workflow: string; attempt: number };
   "run:log": { runId: string; line: LogRecord };
   "step:finished": { runId: string; name: string; status: "succeeded" | "failed" };
-  "run:requeued": { runId: string; reason: "retry" | "resume" | "released"; runAt: number };
+  /** Back in the queue; `limit` when a sandbox limit ended the invocation and the run resumes anyway (chunkTimeout). */
+  "run:requeued": { runId: string; workflow: string; reason: "retry" | "resume" | "released"; runAt: number; error: ErrorData | null; limit?: SandboxLimitKind };
   /** This engine stopped an invocation because it could no longer be sure it holds the run. */
   "run:interrupted": { runId: string; reason: "lease_lost"; at: number; leaseUntil: number };
   "run:finished": { run: RunRecord };

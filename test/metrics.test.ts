@@ -16,6 +16,8 @@ beforeAll(async () => {
     "slow.ts": workflowSource("slow", "await new Promise(() => {});", `\n  timeout: "300ms",`),
     "hog.ts": workflowSource("hog", `const hog = []; for (;;) hog.push(new Array(100000).fill("x".repeat(10)));`, `\n  retry: { attempts: 2, delay: "10ms" },`),
     "gate.ts": workflowSource("gate", "await new Promise(() => {});"),
+    // Hangs at its chunkTimeout after committing a step, once; the resumed invocation finishes.
+    "chunky.ts": workflowSource("chunky", `let fresh = false; await ctx.step("a", () => { fresh = true; return 1; }); if (fresh) await new Promise(() => {}); return 2;`, `\n  chunkTimeout: "300ms",`),
   });
   const config = loadConfig({}, { dataDir: tempDir(), workflowsDir, port: 0, watch: false, pollMs: 50, concurrency: 1, sandboxCpuMs: 1500, sandboxMemoryMb: 32, shutdownGraceMs: 0 });
   server = await startServer(config, { logger: memoryLogger().logger });
@@ -77,6 +79,13 @@ describe("metrics", () => {
     expect(m.get('bifrost_runs_finished_total{workflow="hog",status="failed"}')).toBe(1);
     expect(m.get('bifrost_runs_finished_total{workflow="spin",status="timed_out"}')).toBe(1);
     expect(m.get('bifrost_sandbox_limit_hits_total{workflow="ok",kind="cpu"}')).toBeUndefined();
+  });
+
+  it("count a chunkTimeout that the run resumes from", async () => {
+    expect(await finish("chunky")).toMatchObject({ status: "succeeded", result: 2 });
+    const m = await scrape();
+    expect(m.get('bifrost_sandbox_limit_hits_total{workflow="chunky",kind="deadline"}')).toBe(1);
+    expect(m.get('bifrost_runs_started_total{workflow="chunky"}')).toBe(2);
   });
 
   it("count HTTP requests by method, route pattern and status", async () => {

@@ -79,13 +79,10 @@ export class EngineMetrics {
         if (run.startedAt !== null && run.finishedAt !== null) duration.observe({ workflow: run.workflow, status: run.status }, Math.max(0, run.finishedAt - run.startedAt) / 1000);
         countLimit(run.workflow, run.error);
       }),
-      // A limit hit that leads to a retry is not a finish: its error is on the requeued run.
-      events.on("run:requeued", ({ runId, reason }) => {
-        if (reason !== "retry") return;
-        storage.runs.get(runId).then(
-          (run: RunRecord | undefined) => run && countLimit(run.workflow, run.error),
-          (err: unknown) => logger.debug({ err, runId }, "metrics: could not read a requeued run"),
-        );
+      // A limit hit that leads to a retry or a resume is not a finish: the requeue names it.
+      events.on("run:requeued", ({ workflow, error, limit }) => {
+        if (limit) limits.inc({ workflow, kind: limit });
+        else countLimit(workflow, error);
       }),
     );
   }

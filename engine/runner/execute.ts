@@ -2,7 +2,7 @@ import { WorkflowSandbox, type InvocationOutcome, type IsolatePool, type Sandbox
 import type { RunOutcome, RunRecord, Storage } from "../../storage/types.js";
 import { BifrostError, ERROR_CODES, type ErrorCode, type ErrorData } from "../../common/errors.js";
 import { capString } from "../../common/json-bounds.js";
-import type { EngineEvents } from "../events.js";
+import type { EngineEvents, SandboxLimitKind } from "../events.js";
 import type { Logger } from "../logger.js";
 import type { RegisteredWorkflow, WorkflowRegistry } from "../registry/registry.js";
 import { formatDuration } from "../duration.js";
@@ -30,7 +30,7 @@ export interface ExecuteDeps {
 /** What one invocation decided for the run. */
 type Decision =
   | { kind: "finish"; outcome: RunOutcome }
-  | { kind: "requeue"; reason: "retry" | "resume"; runAt: number; attempt: number; error: ErrorData | null }
+  | { kind: "requeue"; reason: "retry" | "resume"; runAt: number; attempt: number; error: ErrorData | null; limit?: SandboxLimitKind }
   | { kind: "abandon" };
 
 function errorOf(code: ErrorCode, message: string, extra: Partial<ErrorData> = {}): ErrorData {
@@ -82,7 +82,10 @@ async function record(run: RunRecord, decision: Decision, deps: ExecuteDeps): Pr
   try {
     if (decision.kind === "requeue") {
       const requeued = await deps.storage.runs.requeue(lease, decision);
-      if (requeued) deps.events.emit("run:requeued", { runId: run.id, reason: decision.reason, runAt: decision.runAt });
+      if (requeued) {
+        const event = { runId: run.id, workflow: run.workflow, reason: decision.reason, runAt: decision.runAt, error: decision.error };
+        deps.events.emit("run:requeued", decision.limit ? { ...event, limit: decision.limit } : event);
+      }
       return requeued;
     }
     const finished = await deps.storage.runs.finish(lease, decision.outcome);
@@ -230,7 +233,7 @@ function decide(
       }
       if (c.deadline < c.runDeadline && host.committedSteps > 0) {
         host.append("info", `invocation reached chunkTimeout (${formatDuration(definition.chunkTimeoutMs)}) after committing ${host.committedSteps} step(s); resuming from the last committed step`);
-        return { kind: "requeue", reason: "resume", runAt: at, attempt: run.attempt, error: null };
+        return { kind: "requeue", reason: "resume", runAt: at, attempt: run.attempt, error: null, limit: "deadline" };
       }
       const limit = c.deadline < c.runDeadline ? `chunkTimeout of ${formatDuration(definition.chunkTimeoutMs)} without committing a step` : `timeout of ${formatDuration(definition.timeoutMs)}`;
       const error = errorOf("RUN_TIMED_OUT", `the run exceeded its ${limit}`);
