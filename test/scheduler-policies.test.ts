@@ -168,9 +168,44 @@ describe("restart after downtime", () => {
     expect(firedAt(windowed.seen)).toEqual(["03:00:00", "04:00:00", "05:00:00"]);
   });
 
+  it("without the schedule check (its worker failed), missed fires are caught up on here", async () => {
+    const workflow = registered("w", { cron: "0 * * * *", overlap: "allow", catchUp: "latest" });
+    const before = await setup([workflow], T0 + 10 * MIN);
+    await before.scheduler.start();
+    await before.scheduler.stop();
+    const after = await setup([workflow], back, before.storage);
+    await after.scheduler.start({ deferOverdue: true });
+    after.scheduler.releaseDeferred();
+    await after.clock.advance(back);
+    expect(firedAt(after.seen)).toEqual(["05:00:00"]);
+  });
+
   it("a fire found less than a minute late is on time whatever catchUp says", async () => {
     const { seen } = await downtime({ catchUp: "none" }, T0 + 30_000 + HOUR + 20_000, false);
     expect(firedAt(seen)).toEqual(["01:00:00"]);
+  });
+});
+
+describe("params", () => {
+  it("a workflow whose params schema refuses no params starts no scheduled run, says why, and moves on", async () => {
+    const strict = registered("w", { cron: "* * * * *" });
+    strict.definition.params = { type: "object", properties: { since: { type: "string" } }, required: ["since"] };
+    const { clock, scheduler, seen, storage } = await setup([strict]);
+    await scheduler.start();
+    await clock.advance(T0 + 30_000);
+    expect(seen["schedule:skipped"]!.map((e) => [e.reason, at(e.scheduledFor!)])).toEqual([["params", "00:00:00"]]);
+    expect(await scheduledRuns(storage, "w")).toEqual([]);
+    expect((await storage.schedules.get("w", null))!.nextFireAt).toBe(T0 + 90_000);
+    await expect(scheduler.trigger("w")).rejects.toMatchObject({ code: "INVALID_PARAMS", fix: expect.stringMatching(/default/) });
+  });
+
+  it("a scheduled run gets the schema's defaults", async () => {
+    const withDefaults = registered("w", { cron: "* * * * *" });
+    withDefaults.definition.params = { type: "object", properties: { since: { type: "string", default: "yesterday" } } };
+    const { clock, scheduler, storage } = await setup([withDefaults]);
+    await scheduler.start();
+    await clock.advance(T0 + 30_000);
+    expect((await scheduledRuns(storage, "w")).map((r) => r.params)).toEqual([{ since: "yesterday" }]);
   });
 });
 

@@ -33,6 +33,8 @@ export interface MaintenanceOptions {
   /** @default 60000 */
   leaseReaperMs?: number;
   onSchedules(keys: { workflow: string; org: string | null }[]): Promise<void>;
+  /** The schedule check's worker failed: what it would have reported must be handled without it. */
+  onScheduleCheckFailed?: () => void;
   onExpiredLeases(ids: string[]): Promise<void>;
 }
 
@@ -74,7 +76,10 @@ export class Maintenance {
         if (message === "done" || typeof message !== "object" || message === null) return;
         this.track(this.handle(name, message as JobMessage));
       },
-      errorHandler: (error, data) => log.error({ err: error, job: data.name }, "a maintenance job failed; it runs again at its next interval"),
+      errorHandler: (error, data) => {
+        log.error({ err: error, job: data.name }, "a maintenance job failed; it runs again at its next interval");
+        if (data.name === "schedule-check") o.onScheduleCheckFailed?.();
+      },
     });
     await this.bree.start();
   }

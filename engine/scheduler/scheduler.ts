@@ -163,6 +163,17 @@ export class Scheduler {
     }
   }
 
+  /**
+   * The schedule check could not run (its worker failed): schedules left for it are armed here
+   * instead, so missed fires are caught up on anyway.
+   */
+  releaseDeferred(): void {
+    for (const [key, entry] of this.deferred) {
+      this.deferred.delete(key);
+      this.loop.set(entry);
+    }
+  }
+
   /** `reconcile` for rows named by (workflow, org), read afresh from storage. */
   async reconcileKeys(keys: readonly { workflow: string; org: string | null }[]): Promise<void> {
     if (!this.started || keys.length === 0) return;
@@ -222,7 +233,13 @@ export class Scheduler {
     await this.seed([registered]);
     const now = this.deps.now();
     const defaults = this.defaultParams(registered);
-    if (!defaults.ok) throw defaults.error;
+    if (!defaults.ok) {
+      const why = isBifrostError(defaults.error) ? defaults.error.message : String(defaults.error);
+      throw new BifrostError("INVALID_PARAMS", `A scheduled run of "${workflow}" starts without params, and its params schema refuses that: ${why}`, {
+        ...(isBifrostError(defaults.error) && defaults.error.details !== undefined ? { details: defaults.error.details } : {}),
+        fix: "Give every required param a default in the workflow's params schema: a scheduled run starts with the schema's defaults.",
+      });
+    }
     const params = defaults.params;
     const runs: RunRecord[] = [];
     for (const org of orgs) {

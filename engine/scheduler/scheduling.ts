@@ -51,6 +51,7 @@ export class Scheduling {
       ...(options.scheduleCheckMs === undefined ? {} : { scheduleCheckMs: options.scheduleCheckMs }),
       ...(options.leaseReaperMs === undefined ? {} : { leaseReaperMs: options.leaseReaperMs }),
       onSchedules: (keys) => this.scheduler.reconcileKeys(keys),
+      onScheduleCheckFailed: () => this.scheduler.releaseDeferred(),
       onExpiredLeases: async (ids) => {
         const reaped = await deps.storage.leases.reapExpired(ids, deps.now());
         if (reaped.length === 0) return;
