@@ -62,6 +62,9 @@ describe("GET /api/schedules", () => {
     const filtered = await api("GET", "/api/schedules?workflow=sync&org=contoso");
     expect(filtered.body.items.map((s: { org: string }) => s.org)).toEqual(["contoso"]);
     expect((await api("GET", "/api/schedules?bogus=1")).status).toBe(400);
+    // The workflow itself shows the orgs it fires for.
+    expect((await api("GET", "/api/workflows/sync")).body.schedule).toMatchObject({ cron: "0 0 1 1 *", orgs: ["acme", "contoso"] });
+    expect("orgs" in (await api("GET", "/api/workflows/report")).body.schedule).toBe(false);
   });
 
   it("shows an org key its org's schedules only", async () => {

@@ -135,6 +135,8 @@ export interface Schedule {
   overlap?: "skip" | "queue" | "allow";
   catchUp?: "none" | "latest" | "all";
   catchUpWindow?: Duration;
+  /** One run per listed org at each fire (`ctx.run.org`); without it, fires have no org. */
+  orgs?: string[];
 }
 
 export interface WorkflowDefinition<P = Record<string, unknown>, R = unknown> {

@@ -78,6 +78,7 @@ export function workflowView(w: RegisteredWorkflow, problem: RegistrationProblem
       overlap: d.schedule.overlap,
       catchUp: d.schedule.catchUp,
       catchUpWindowMs: d.schedule.catchUpWindowMs,
+      ...(d.schedule.orgs ? { orgs: d.schedule.orgs } : {}),
     },
     nextFireAt: d.schedule ? iso(nextFireTime(d.schedule.cron, d.schedule.timezone, now)) : null,
     timeoutMs: d.timeoutMs,
