@@ -48,7 +48,7 @@ Options:
 
 Environment: BIFROST_DATA_DIR (./data), BIFROST_WORKFLOWS_DIR (./workflows), BIFROST_PORT, BIFROST_HOST,
 LOG_LEVEL, BIFROST_CONCURRENCY; see the README for the rest. With BIFROST_URL and BIFROST_API_KEY set,
-run, workflows list and the runs commands talk to that server instead of the local data directory.`;
+run, workflows list, schedules and the runs commands talk to that server instead of the local data directory.`;
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const err = (text: string) => process.stderr.write(`${text}\n`);

@@ -18,7 +18,9 @@ import type { Logger } from "../logger.js";
  * - `lease-reaper`: every `leaseReaperMs`: runs still "running" under a lease that ended; they go
  *   back to the queue (storage checks the expiry again) and the runner is woken.
  *
- * A worker thread costs about 50 ms of CPU per run, hence the minute between runs by default.
+ * A worker thread costs about 50 ms of CPU per run, hence the minute between runs by default. The
+ * jobs read SQLite with better-sqlite3 (the only database this release supports); PostgreSQL, when
+ * it lands, needs them to open a pg connection instead.
  */
 
 export interface MaintenanceOptions {

@@ -1,6 +1,6 @@
 import { BifrostError, isBifrostError } from "../../common/errors.js";
 import type { RunRecord, ScheduleRecord, Storage } from "../../storage/types.js";
-import type { EngineEvents } from "../events.js";
+import type { EngineEvents, FireSkip, ScheduleChange } from "../events.js";
 import { uuidv7 } from "../ids.js";
 import type { Logger } from "../logger.js";
 import type { ScheduleDefinition } from "../registry/definition.js";
@@ -278,11 +278,7 @@ export class Scheduler {
     return { key: keyOf(row.workflow, row.org), next: row.nextFireAt, workflow: row.workflow, org: row.org, cron: row.cron, timezone: row.timezone };
   }
 
-  private changed(row: ScheduleRecord, reason: Parameters<Scheduler["emitChanged"]>[1]): void {
-    this.emitChanged(row, reason);
-  }
-
-  private emitChanged(row: Pick<ScheduleRecord, "workflow" | "org" | "nextFireAt" | "paused">, reason: "loaded" | "registered" | "fired" | "paused" | "resumed" | "removed" | "synced"): void {
+  private changed(row: Pick<ScheduleRecord, "workflow" | "org" | "nextFireAt" | "paused">, reason: ScheduleChange): void {
     this.deps.events.emit("schedule:changed", { workflow: row.workflow, org: row.org, nextFireAt: row.nextFireAt, paused: row.paused, reason });
   }
 
@@ -327,7 +323,7 @@ export class Scheduler {
       const entry = this.loop.get(key) ?? this.deferred.get(key);
       this.loop.delete(key);
       this.deferred.delete(key);
-      if (entry) this.emitChanged({ workflow: entry.workflow, org: entry.org, nextFireAt: null, paused: false }, "removed");
+      if (entry) this.changed({ workflow: entry.workflow, org: entry.org, nextFireAt: null, paused: false }, "removed");
     }
   }
 
@@ -356,7 +352,7 @@ export class Scheduler {
     this.deps.nudge();
   }
 
-  private skipped(entry: { workflow: string; org: string | null }, scheduledFor: number | null, reason: "overlap" | "queued" | "dropped" | "missed" | "params", at: number, from?: number): void {
+  private skipped(entry: { workflow: string; org: string | null }, scheduledFor: number | null, reason: FireSkip, at: number, from?: number): void {
     this.deps.events.emit("schedule:skipped", { workflow: entry.workflow, org: entry.org, scheduledFor, reason, at, ...(from === undefined ? {} : { from }) });
   }
 
