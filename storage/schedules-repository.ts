@@ -100,7 +100,8 @@ export function scheduleRepository(db: Db, dialect: "sqlite" | "postgres"): Sche
                 updated_at: eb.ref("excluded.updated_at"),
                 changed_at: eb.ref("excluded.changed_at"),
               }))
-              .where((eb) => eb.or([eb("schedules.cron", "<>", eb.ref("excluded.cron")), eb("schedules.timezone", "<>", eb.ref("excluded.timezone"))])),
+              // A row with no next fire is retired (its schedule was gone) or never fires: recompute.
+              .where((eb) => eb.or([eb("schedules.cron", "<>", eb.ref("excluded.cron")), eb("schedules.timezone", "<>", eb.ref("excluded.timezone")), eb("schedules.next_fire_at", "is", null)])),
           )
           .execute();
         const workflows = [...new Set(batch.map((s) => s.workflow))];

@@ -332,9 +332,9 @@ export interface ScheduleTx {
 
 export interface ScheduleRepository {
   /**
-   * Inserts the rows that are missing (next fire as given). A row computed for another cron or zone
-   * takes the new ones and the given next fire, and loses its pending fire; paused and last fire are
-   * kept. Returns the rows as stored.
+   * Inserts the rows that are missing (next fire as given). A row computed for another cron or zone,
+   * or without a next fire, takes the new ones and the given next fire, and loses its pending fire;
+   * paused and last fire are kept. Returns the rows as stored.
    */
   sync(seeds: readonly ScheduleSeed[], now: number): Promise<ScheduleRecord[]>;
   get(workflow: string, org: string | null): Promise<ScheduleRecord | undefined>;

@@ -253,7 +253,7 @@ describe("pause and re-registration", () => {
   });
 
   it("orgs: one run per org per fire; an org removed from the list stops firing", async () => {
-    const { clock, registry, events, scheduler, seen } = await setup([registered("w", { cron: "* * * * *", overlap: "allow", orgs: ["acme", "contoso"] })]);
+    const { clock, registry, events, scheduler, seen, storage } = await setup([registered("w", { cron: "* * * * *", overlap: "allow", orgs: ["acme", "contoso"] })]);
     await scheduler.start();
     await clock.advance(T0 + 30_000);
     expect(seen["schedule:fired"]!.map((e) => [e.org, at(e.scheduledFor)])).toEqual([
@@ -264,5 +264,17 @@ describe("pause and re-registration", () => {
     events.emit("workflow:registered", { name: "w", version: "v2", sourceKind: "file", file: null });
     await clock.advance(T0 + 90_000);
     expect(seen["schedule:fired"]!.slice(2).map((e) => [e.org, at(e.scheduledFor)])).toEqual([["contoso", "00:01:00"]]);
+    // acme's row, overdue now, is reported by the schedule check: it is retired, not fired.
+    await clock.advance(T0 + 10 * MIN);
+    const overdue = await storage.schedules.attention(Infinity, clock.now() - 60_000, 10);
+    expect(overdue.map((r) => r.org)).toEqual(["acme"]);
+    await scheduler.reconcile(overdue);
+    expect((await storage.schedules.get("w", "acme"))!.nextFireAt).toBeNull();
+    expect(await storage.schedules.attention(Infinity, clock.now() - 60_000, 10)).toEqual([]);
+    // Listed again, it fires from its next fire on.
+    registry.byName.set("w", registered("w", { cron: "* * * * *", overlap: "allow", orgs: ["acme", "contoso"] }));
+    events.emit("workflow:registered", { name: "w", version: "v3", sourceKind: "file", file: null });
+    await clock.advance(clock.now());
+    expect((await storage.schedules.get("w", "acme"))!.nextFireAt).toBe(T0 + 30_000 + 10 * MIN);
   });
 });

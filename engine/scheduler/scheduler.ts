@@ -147,11 +147,15 @@ export class Scheduler {
       if (!spec || spec.cron !== row.cron || spec.timezone !== row.timezone) {
         // Another engine registered a version this one has not seen yet.
         workflow = await this.deps.registry.refresh(row.workflow);
-        if (workflow?.definition.schedule) await this.syncWorkflow(row.workflow, "synced");
-        else this.loop.delete(key);
+        const current = workflow?.definition.schedule;
+        if (current && orgsOf(current).includes(row.org)) await this.syncWorkflow(row.workflow, "synced");
+        else await this.retire(row);
         continue;
       }
-      if (!orgsOf(spec).includes(row.org)) continue;
+      if (!orgsOf(spec).includes(row.org)) {
+        await this.retire(row);
+        continue;
+      }
       if (row.pendingFor !== null) await this.promote(row.workflow, row.org);
       const entry = this.entryOf(row);
       const current = this.loop.get(key);
@@ -315,6 +319,16 @@ export class Scheduler {
       else this.loop.delete(key);
       this.changed(row, reason);
     }
+  }
+
+  /**
+   * A row whose workflow, schedule or org is gone: it stops being overdue (so the schedule check
+   * stops reporting it) and keeps its paused flag and last fire for a schedule that comes back.
+   */
+  private async retire(row: ScheduleRecord): Promise<void> {
+    this.loop.delete(keyOf(row.workflow, row.org));
+    if (row.nextFireAt === null && row.pendingFor === null) return;
+    await this.deps.storage.schedules.transact(row.workflow, row.org, (tx) => tx.update({ nextFireAt: null, pendingFor: null }, this.deps.now()));
   }
 
   private removeWorkflow(name: string): void {
