@@ -116,6 +116,25 @@ describe("across engines on one database", () => {
   });
 });
 
+describe("starting", () => {
+  it("tries again when the database refuses the scheduler's start", async () => {
+    const { engine, logLines } = await open({ workflows: { "tick.ts": scheduled("tick", `{ cron: "0 0 1 1 *" }`) } });
+    const schedules = engine.storage.schedules;
+    const sync = schedules.sync.bind(schedules);
+    let refusals = 1;
+    schedules.sync = async (seeds, now) => {
+      if (refusals-- > 0) throw new Error("database is locked");
+      return sync(seeds, now);
+    };
+    const loaded = engine.events.next("schedule:changed", (e) => e.reason === "loaded");
+    engine.start();
+    expect(await loaded).toMatchObject({ workflow: "tick", paused: false });
+    await engine.scheduling.started();
+    expect(engine.scheduling.scheduler.entries().armed).toEqual(["tick\u0000"]);
+    expect(logLines().some((l) => l.includes("the scheduler could not start; trying again in 1000 ms"))).toBe(true);
+  });
+});
+
 describe("a module whose schedule changes", () => {
   it("takes the new cron at once; the old one's fires never happen", async () => {
     const { engine, workflowsDir } = await open({ workflows: { "tick.ts": scheduled("tick", `{ cron: "0 0 1 1 *", overlap: "allow" }`) } });

@@ -115,7 +115,14 @@ export class Scheduler {
     // The first params compile of a process is slow (ajv warming up): pay it now, not in a fire.
     const first = workflows[0];
     if (first) this.defaultParams(first);
-    const rows = await this.seed(workflows);
+    let rows: ScheduleRecord[];
+    try {
+      rows = await this.seed(workflows);
+    } catch (err) {
+      // Not started: a later start() tries again from the beginning.
+      await this.stop();
+      throw err;
+    }
     const now = this.deps.now();
     for (const row of rows) {
       const entry = this.entryOf(row);

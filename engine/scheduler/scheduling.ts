@@ -38,6 +38,9 @@ export class Scheduling {
   readonly scheduler: Scheduler;
   private readonly maintenance: Maintenance;
   private starting: Promise<void> | undefined;
+  private stopped = false;
+  private retry: NodeJS.Timeout | undefined;
+  private wake: (() => void) | undefined;
 
   constructor(deps: SchedulingDeps, options: SchedulingOptions = {}) {
     const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
@@ -61,13 +64,30 @@ export class Scheduling {
     });
   }
 
-  /** Starts firing (schedules missed while down wait for the first schedule check) and the jobs. */
+  /**
+   * Starts firing (schedules missed while down wait for the first schedule check) and the jobs. A
+   * start that fails (the database is locked or away) is tried again, every 1 s to 30 s, until stop.
+   */
   start(): Promise<void> {
-    this.starting ??= this.scheduler
-      .start({ deferOverdue: true })
-      .then(() => this.maintenance.start())
-      .catch((err: unknown) => this.scheduler.logError(err, "the scheduler could not start"));
+    this.starting ??= this.attempt(0);
     return this.starting;
+  }
+
+  private async attempt(failures: number): Promise<void> {
+    try {
+      await this.scheduler.start({ deferOverdue: true });
+      await this.maintenance.start();
+    } catch (err) {
+      if (this.stopped) return;
+      const delay = Math.min(30_000, 1_000 * 2 ** failures);
+      this.scheduler.logError(err, `the scheduler could not start; trying again in ${delay} ms`);
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        this.retry = setTimeout(resolve, delay);
+        this.retry.unref();
+      });
+      if (!this.stopped) await this.attempt(failures + 1);
+    }
   }
 
   /** Resolves once start() has finished (at once when it was never called). */
@@ -76,7 +96,11 @@ export class Scheduling {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     if (!this.starting) return;
+    // A retry waiting for its turn gives up at once.
+    clearTimeout(this.retry);
+    this.wake?.();
     await this.starting;
     await this.maintenance.stop();
     await this.scheduler.stop();
