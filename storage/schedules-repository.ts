@@ -61,6 +61,47 @@ function runRow(run: NewRun) {
 
 type Db = Kysely<Database>;
 
+/** The row (locked on PostgreSQL) and what a fire does with it, inside the transaction `trx`. */
+async function openRow(trx: Db, workflow: string, org: string | null, dialect: "sqlite" | "postgres"): Promise<ScheduleTx | undefined> {
+  const row = await trx
+    .selectFrom("schedules")
+    .selectAll()
+    .where("workflow", "=", workflow)
+    .where("org", "=", orgKey(org))
+    .$if(dialect === "postgres", (qb) => qb.forUpdate())
+    .executeTakeFirst();
+  if (!row) return undefined;
+  return {
+    row: toSchedule(row),
+    async unfinishedRun() {
+      const found = await trx
+        .selectFrom("runs")
+        .select("id")
+        .where("workflow", "=", workflow)
+        .where((eb) => (org === null ? eb("org", "is", null) : eb("org", "=", org)))
+        .where("trigger", "=", "schedule")
+        .where("status", "in", ["queued", "running"])
+        .limit(1)
+        .executeTakeFirst();
+      return found !== undefined;
+    },
+    async insertRun(run): Promise<RunRecord | undefined> {
+      // The fire may exist already (another engine created it): then nothing is inserted.
+      const inserted = await trx.insertInto("runs").values(runRow(run)).onConflict((oc) => oc.doNothing()).returningAll().executeTakeFirst();
+      return inserted && toRun(inserted);
+    },
+    async update(patch, now) {
+      const set: { updated_at: number; next_fire_at?: number | null; last_fire_at?: number | null; last_run_id?: string | null; pending_for?: number | null } = { updated_at: now };
+      if (patch.nextFireAt !== undefined) set.next_fire_at = patch.nextFireAt;
+      if (patch.lastFireAt !== undefined) set.last_fire_at = patch.lastFireAt;
+      if (patch.lastRunId !== undefined) set.last_run_id = patch.lastRunId;
+      if (patch.pendingFor !== undefined) set.pending_for = patch.pendingFor;
+      const updated = await trx.updateTable("schedules").set(set).where("workflow", "=", workflow).where("org", "=", orgKey(org)).returningAll().executeTakeFirstOrThrow();
+      return toSchedule(updated);
+    },
+  };
+}
+
 export function scheduleRepository(db: Db, dialect: "sqlite" | "postgres"): ScheduleRepository {
   const key = (workflow: string, org: string | null) => db.selectFrom("schedules").selectAll().where("workflow", "=", workflow).where("org", "=", orgKey(org));
 
@@ -158,50 +199,13 @@ export function scheduleRepository(db: Db, dialect: "sqlite" | "postgres"): Sche
 
     async transact(workflow, org, fn) {
       return db.transaction().execute(async (trx) => {
-        const row = await trx
-          .selectFrom("schedules")
-          .selectAll()
-          .where("workflow", "=", workflow)
-          .where("org", "=", orgKey(org))
-          .$if(dialect === "postgres", (qb) => qb.forUpdate())
-          .executeTakeFirst();
-        if (!row) return undefined;
-        const tx: ScheduleTx = {
-          row: toSchedule(row),
-          async unfinishedRun() {
-            const found = await trx
-              .selectFrom("runs")
-              .select("id")
-              .where("workflow", "=", workflow)
-              .where((eb) => (org === null ? eb("org", "is", null) : eb("org", "=", org)))
-              .where("trigger", "=", "schedule")
-              .where("status", "in", ["queued", "running"])
-              .limit(1)
-              .executeTakeFirst();
-            return found !== undefined;
-          },
-          async insertRun(run): Promise<RunRecord | undefined> {
-            // The fire may exist already (another engine created it): then nothing is inserted.
-            const inserted = await trx
-              .insertInto("runs")
-              .values(runRow(run))
-              .onConflict((oc) => oc.doNothing())
-              .returningAll()
-              .executeTakeFirst();
-            return inserted && toRun(inserted);
-          },
-          async update(patch, now) {
-            const set: { updated_at: number; next_fire_at?: number | null; last_fire_at?: number | null; last_run_id?: string | null; pending_for?: number | null } = { updated_at: now };
-            if (patch.nextFireAt !== undefined) set.next_fire_at = patch.nextFireAt;
-            if (patch.lastFireAt !== undefined) set.last_fire_at = patch.lastFireAt;
-            if (patch.lastRunId !== undefined) set.last_run_id = patch.lastRunId;
-            if (patch.pendingFor !== undefined) set.pending_for = patch.pendingFor;
-            const updated = await trx.updateTable("schedules").set(set).where("workflow", "=", workflow).where("org", "=", orgKey(org)).returningAll().executeTakeFirstOrThrow();
-            return toSchedule(updated);
-          },
-        };
-        return fn(tx);
+        const tx = await openRow(trx, workflow, org, dialect);
+        return tx ? fn(tx) : undefined;
       });
+    },
+
+    async transactMany(fn) {
+      return db.transaction().execute((trx) => fn((workflow, org) => openRow(trx, workflow, org, dialect)));
     },
   };
 }

@@ -353,6 +353,11 @@ export interface ScheduleRepository {
   setPaused(workflow: string, org: string | null, paused: boolean, now: number, nextFireAt?: number | null): Promise<ScheduleRecord | undefined>;
   /** Runs `fn` in one transaction holding the row; undefined (fn not called) when there is no row. */
   transact<T>(workflow: string, org: string | null, fn: (tx: ScheduleTx) => Promise<T>): Promise<T | undefined>;
+  /**
+   * Runs `fn` in one transaction in which it opens any number of rows (undefined for a row that does
+   * not exist): the fires of many schedules due at once commit together.
+   */
+  transactMany<T>(fn: (open: (workflow: string, org: string | null) => Promise<ScheduleTx | undefined>) => Promise<T>): Promise<T>;
 }
 
 /** Leases of engines that stopped renewing them (the lease reaper, engine/maintenance). */

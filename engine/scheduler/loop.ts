@@ -2,8 +2,10 @@
  * One timer for the earliest due entry (graphile-worker style: the loop is handed its I/O). It
  * keeps a min-heap of entries by due time; `set` and `delete` re-arm the timer only when the
  * earliest entry changes, so 10,000 idle schedules cost one pending timer and no scanning. Due
- * entries are handed to `fire` one at a time, oldest first; `fire` returns the entry as it should be
- * next (or null to drop it). A `fire` that throws is retried with backoff; other entries go on.
+ * entries are handed to `fire` oldest first, all those due at once together (up to 200): `fire`
+ * returns each entry as it should be next (or null to drop it), so a thousand orgs of one schedule
+ * due at the same instant are written in one transaction. A `fire` that throws is retried with
+ * backoff for the entries it was handed; other entries go on.
  */
 
 export interface LoopEntry {
@@ -19,7 +21,8 @@ export interface Timers {
 
 export interface LoopDeps<E extends LoopEntry> {
   now(): number;
-  fire(entry: E, now: number): Promise<E | null>;
+  /** Handles due entries (oldest first); returns, in the same order, each as it is next (null: drop). */
+  fire(entries: E[], now: number): Promise<(E | null)[]>;
   onError(err: unknown, entry: E): void;
   /** Node timers unless a test hands its own. */
   timers?: Timers;
@@ -30,6 +33,8 @@ const MAX_SLEEP_MS = 60_000;
 const RETRY_MIN_MS = 1_000;
 const RETRY_MAX_MS = 30_000;
 const MAX_REFIRES = 5;
+/** Entries handed to one `fire`: one transaction stays short. */
+const BATCH = 200;
 
 const nodeTimers: Timers = {
   set: (fn, ms) => {
@@ -209,41 +214,56 @@ export class SchedulerLoop<E extends LoopEntry> {
     });
   }
 
-  /** Fires every entry that is due, oldest first, re-reading the clock after each. */
+  /** Fires every entry that is due, oldest first, in batches, re-reading the clock after each. */
   private async drain(): Promise<void> {
     // An entry handed back due again and again within one drain is a bug or a row that keeps moving:
     // it waits like a failure instead of spinning.
     const refired = new Map<string, number>();
     while (this.running) {
-      this.skipStale();
-      const top = this.heap.peek();
       const now = this.deps.now();
-      if (!top || top.at > now) return;
-      this.heap.pop();
-      const held = this.entries.get(top.key);
-      if (!held) continue;
-      let next: E | null;
+      const batch: { key: string; version: number; entry: E; failures: number }[] = [];
+      const taken = new Set<string>();
+      while (batch.length < BATCH) {
+        this.skipStale();
+        const top = this.heap.peek();
+        if (!top || top.at > now) break;
+        this.heap.pop();
+        const held = this.entries.get(top.key);
+        if (!held || taken.has(top.key)) continue;
+        taken.add(top.key);
+        batch.push({ key: top.key, version: held.version, entry: held.entry, failures: held.failures });
+      }
+      if (batch.length === 0) return;
+      let results: (E | null)[];
       try {
-        next = await this.deps.fire(held.entry, now);
+        results = await this.deps.fire(
+          batch.map((b) => b.entry),
+          now,
+        );
       } catch (err) {
-        this.deps.onError(err, held.entry);
-        // Only if nothing replaced it meanwhile (a re-registration while the fire failed).
-        if (this.entries.get(top.key)?.version === held.version) {
-          const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** held.failures);
-          this.place(held.entry, this.deps.now() + delay, held.failures + 1);
+        for (const b of batch) {
+          this.deps.onError(err, b.entry);
+          // Only if nothing replaced it meanwhile (a re-registration while the fire failed).
+          if (this.entries.get(b.key)?.version === b.version) {
+            const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** b.failures);
+            this.place(b.entry, this.deps.now() + delay, b.failures + 1);
+          }
         }
         continue;
       }
-      // A `set` during the fire (the schedule changed) wins over what the fire returned.
-      if (this.entries.get(top.key)?.version !== held.version) continue;
-      if (next === null) {
-        this.entries.delete(top.key);
-        continue;
-      }
-      const count = (refired.get(top.key) ?? 0) + 1;
-      refired.set(top.key, count);
-      const again = next.next !== null && next.next <= this.deps.now() && count > MAX_REFIRES;
-      this.place(next, again ? this.deps.now() + RETRY_MIN_MS : next.next, 0);
+      batch.forEach((b, i) => {
+        const next = results[i] ?? null;
+        // A `set` during the fire (the schedule changed) wins over what the fire returned.
+        if (this.entries.get(b.key)?.version !== b.version) return;
+        if (next === null) {
+          this.entries.delete(b.key);
+          return;
+        }
+        const count = (refired.get(b.key) ?? 0) + 1;
+        refired.set(b.key, count);
+        const again = next.next !== null && next.next <= this.deps.now() && count > MAX_REFIRES;
+        this.place(next, again ? this.deps.now() + RETRY_MIN_MS : next.next, 0);
+      });
     }
   }
 }

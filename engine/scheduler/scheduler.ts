@@ -1,5 +1,5 @@
 import { BifrostError, isBifrostError } from "../../common/errors.js";
-import type { RunRecord, ScheduleRecord, Storage } from "../../storage/types.js";
+import type { RunRecord, ScheduleRecord, ScheduleTx, Storage } from "../../storage/types.js";
 import type { EngineEvents, FireSkip, ScheduleChange } from "../events.js";
 import { uuidv7 } from "../ids.js";
 import type { Logger } from "../logger.js";
@@ -8,8 +8,8 @@ import type { RegisteredWorkflow, WorkflowRegistry } from "../registry/registry.
 import { ParamsValidator } from "../runner/params.js";
 import { compileCron, nextFire } from "./cron.js";
 import { SchedulerLoop, type Timers } from "./loop.js";
-import { applyOverlap } from "./overlap.js";
-import { DEFAULT_GRACE_MS, planFires } from "./plan.js";
+import { applyOverlap, type OverlapOutcome } from "./overlap.js";
+import { DEFAULT_GRACE_MS, planFires, type Plan } from "./plan.js";
 
 /**
  * Fires schedules: the loop (loop.ts) holds one entry per (workflow, org) that is not paused, and
@@ -66,6 +66,21 @@ export interface ScheduleView {
   pausedAt: number | null;
 }
 
+/** A due entry planned and ready to be decided in the fire's transaction. */
+interface Ready {
+  i: number;
+  entry: Entry;
+  workflow: RegisteredWorkflow;
+  spec: ScheduleDefinition;
+  plan: Plan;
+  defaults: { ok: true; params: unknown } | { ok: false; error: unknown };
+}
+
+type Decided =
+  | { kind: "missing" }
+  | { kind: "moved"; row: ScheduleRecord }
+  | { kind: "fired"; row: ScheduleRecord; outcome: OverlapOutcome; started: RunRecord[]; newlyPending: number | null };
+
 const keyOf = (workflow: string, org: string | null) => `${workflow}\u0000${org ?? ""}`;
 export const orgsOf = (s: ScheduleDefinition): (string | null)[] => s.orgs ?? [null];
 
@@ -80,7 +95,7 @@ export class Scheduler {
   constructor(private readonly deps: SchedulerDeps) {
     this.loop = new SchedulerLoop<Entry>({
       now: deps.now,
-      fire: (entry, now) => this.fire(entry, now),
+      fire: (entries, now) => this.fire(entries, now),
       onError: (err, entry) => deps.logger.error({ err, workflow: entry.workflow, org: entry.org }, "firing a schedule failed; retrying"),
       ...(deps.timers ? { timers: deps.timers } : {}),
     });
@@ -377,37 +392,72 @@ export class Scheduler {
     this.deps.events.emit("schedule:skipped", { workflow: entry.workflow, org: entry.org, scheduledFor, reason, at, ...(from === undefined ? {} : { from }) });
   }
 
-  /** One due entry: plan, then decide and write in one transaction. Returns the entry as it is next. */
-  private async fire(entry: Entry, now: number): Promise<Entry | null> {
-    const workflow = this.deps.registry.get(entry.workflow);
-    const spec = workflow?.definition.schedule;
-    if (!workflow || !spec || !orgsOf(spec).includes(entry.org)) return null;
-    if (spec.cron !== entry.cron || spec.timezone !== entry.timezone || entry.next === null) {
-      await this.syncWorkflow(entry.workflow, "synced");
-      return this.loop.get(entry.key) ?? null;
-    }
-    const plan = planFires(compileCron(spec.cron, spec.timezone), { next: entry.next, now, catchUp: spec.catchUp, catchUpWindowMs: spec.catchUpWindowMs, graceMs: this.graceMs });
-    const defaults = this.defaultParams(workflow);
-    const params = defaults.ok ? defaults.params : undefined;
-    const paramsError = defaults.ok ? undefined : defaults.error;
-    const result = await this.deps.storage.schedules.transact(entry.workflow, entry.org, async (tx) => {
-      const row = tx.row;
-      // Someone else moved the row on: take its view instead of writing.
-      if (row.cron !== entry.cron || row.timezone !== entry.timezone || row.paused || row.nextFireAt !== entry.next) return { kind: "moved" as const, row };
-      const fires = paramsError === undefined ? plan.fires : [];
-      // With allow and nothing pending, whether a run is unfinished changes nothing: no query.
-      const unfinished = spec.overlap === "allow" && row.pendingFor === null ? false : await tx.unfinishedRun();
-      const outcome = applyOverlap(spec.overlap, { unfinished, pending: row.pendingFor }, fires);
-      const started: RunRecord[] = [];
-      for (const at of outcome.start) {
-        const run = await tx.insertRun(this.newRun(workflow, entry.org, at, params, now));
-        if (run) started.push(run);
+  /**
+   * Due entries: plan each, then decide and write them all in one transaction (the orgs of one
+   * schedule are due together). Returns each entry as it is next, in order.
+   */
+  private async fire(entries: Entry[], now: number): Promise<(Entry | null)[]> {
+    const results: (Entry | null)[] = entries.map(() => null);
+    const ready: Ready[] = [];
+    for (const [i, entry] of entries.entries()) {
+      const workflow = this.deps.registry.get(entry.workflow);
+      const spec = workflow?.definition.schedule;
+      if (!workflow || !spec || !orgsOf(spec).includes(entry.org)) continue;
+      if (spec.cron !== entry.cron || spec.timezone !== entry.timezone || entry.next === null) {
+        await this.syncWorkflow(entry.workflow, "synced");
+        results[i] = this.loop.get(entry.key) ?? null;
+        continue;
       }
-      const last = started[started.length - 1];
-      const updated = await tx.update({ nextFireAt: plan.next, pendingFor: outcome.pending, ...(last ? { lastFireAt: last.scheduledFor, lastRunId: last.id } : {}) }, now);
-      return { kind: "fired" as const, row: updated, outcome, started, newlyPending: outcome.pending !== null && outcome.pending !== row.pendingFor ? outcome.pending : null };
+      const plan = planFires(compileCron(spec.cron, spec.timezone), { next: entry.next, now, catchUp: spec.catchUp, catchUpWindowMs: spec.catchUpWindowMs, graceMs: this.graceMs });
+      ready.push({ i, entry, workflow, spec, plan, defaults: this.defaultParams(workflow) });
+    }
+    if (ready.length === 0) return results;
+    const decided = await this.deps.storage.schedules.transactMany(async (open) => {
+      const out: Decided[] = [];
+      for (const r of ready) {
+        const tx = await open(r.entry.workflow, r.entry.org);
+        out.push(tx ? await this.decide(tx, r, now) : { kind: "missing" });
+      }
+      return out;
     });
-    if (!result) {
+    for (const [n, r] of ready.entries()) {
+      const result = decided[n]!;
+      try {
+        results[r.i] = await this.afterFire(r, result, now);
+      } catch (err) {
+        // Committed already: only the bookkeeping failed. The entry goes on from the row.
+        this.deps.logger.error({ err, workflow: r.entry.workflow, org: r.entry.org }, "after a schedule fired, announcing it failed");
+        results[r.i] = result.kind === "missing" ? r.entry : (this.entryOf(result.row) ?? null);
+      }
+    }
+    return results;
+  }
+
+  /** Inside the fire's transaction: nothing if the row moved on, else overlap, runs and the next fire. */
+  private async decide(tx: ScheduleTx, r: Ready, now: number): Promise<Decided> {
+    const { entry, spec, plan, defaults, workflow } = r;
+    const row = tx.row;
+    // Someone else moved the row on: take its view instead of writing.
+    if (row.cron !== entry.cron || row.timezone !== entry.timezone || row.paused || row.nextFireAt !== entry.next) return { kind: "moved", row };
+    const fires = defaults.ok ? plan.fires : [];
+    // With allow and nothing pending, whether a run is unfinished changes nothing: no query.
+    const unfinished = spec.overlap === "allow" && row.pendingFor === null ? false : await tx.unfinishedRun();
+    const outcome = applyOverlap(spec.overlap, { unfinished, pending: row.pendingFor }, fires);
+    const started: RunRecord[] = [];
+    const params = defaults.ok ? defaults.params : undefined;
+    for (const at of outcome.start) {
+      const run = await tx.insertRun(this.newRun(workflow, entry.org, at, params, now));
+      if (run) started.push(run);
+    }
+    const last = started[started.length - 1];
+    const updated = await tx.update({ nextFireAt: plan.next, pendingFor: outcome.pending, ...(last ? { lastFireAt: last.scheduledFor, lastRunId: last.id } : {}) }, now);
+    return { kind: "fired", row: updated, outcome, started, newlyPending: outcome.pending !== null && outcome.pending !== row.pendingFor ? outcome.pending : null };
+  }
+
+  /** After the commit: events, the runner, and the entry as it is next. */
+  private async afterFire(r: Ready, result: Decided, now: number): Promise<Entry | null> {
+    const { entry, spec, plan, defaults, workflow } = r;
+    if (result.kind === "missing") {
       // The row is gone (it was never created, or removed by hand): create it again.
       await this.syncWorkflow(entry.workflow, "synced");
       return this.loop.get(entry.key) ?? null;
@@ -421,12 +471,12 @@ export class Scheduler {
       this.changed(result.row, "synced");
       return this.entryOf(result.row) ?? null;
     }
-    if (paramsError !== undefined) {
+    if (!defaults.ok) {
       for (const at of plan.fires) this.skipped(entry, at, "params", now);
-      const why = isBifrostError(paramsError) ? paramsError.message : String(paramsError);
+      const why = isBifrostError(defaults.error) ? defaults.error.message : String(defaults.error);
       this.deps.logger.error({ workflow: entry.workflow, org: entry.org }, `a scheduled fire started no run: ${why}; give every param a default so that a run without params is valid`);
     }
-    if (plan.dropped) this.skipped(entry, null, "missed", now, entry.next);
+    if (plan.dropped) this.skipped(entry, null, "missed", now, entry.next ?? undefined);
     for (const at of result.outcome.skipped) this.skipped(entry, at, "overlap", now);
     for (const at of result.outcome.dropped) this.skipped(entry, at, "dropped", now);
     if (result.newlyPending !== null) this.skipped(entry, result.newlyPending, "queued", now);

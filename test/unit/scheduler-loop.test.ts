@@ -14,10 +14,14 @@ function makeLoop(clock: ReturnType<typeof fakeTime>, onFire?: (e: E, now: numbe
   const loop = new SchedulerLoop<E>({
     now: clock.now,
     timers: clock.timers,
-    fire: async (entry, now) => {
-      fired.push([entry.key, entry.next!]);
-      await onFire?.(entry, now);
-      return { ...entry, next: entry.next! + entry.every };
+    fire: async (entries, now) => {
+      const out: E[] = [];
+      for (const entry of entries) {
+        fired.push([entry.key, entry.next!]);
+        await onFire?.(entry, now);
+        out.push({ ...entry, next: entry.next! + entry.every });
+      }
+      return out;
     },
     onError: (err) => errors.push(err),
   });
@@ -107,15 +111,37 @@ describe("the scheduler loop", () => {
     await loop.stop();
   });
 
+  it("hands entries due at once to one fire, oldest first", async () => {
+    const clock = fakeTime();
+    const calls: string[][] = [];
+    const loop = new SchedulerLoop<LoopEntry>({
+      now: clock.now,
+      timers: clock.timers,
+      fire: async (entries) => {
+        calls.push(entries.map((e) => e.key));
+        return entries.map(() => null);
+      },
+      onError: () => {},
+    });
+    const t = clock.now();
+    // All three are overdue when the loop starts (a busy moment, or a restart).
+    for (const [key, at] of [["c", -10], ["a", -30], ["b", -20], ["later", 5_000]] as const) loop.set({ key, next: t + at });
+    loop.start();
+    await clock.advance(t + 100);
+    expect(calls).toEqual([["a", "b", "c"]]);
+    expect(loop.keys()).toEqual(["later"]);
+    await loop.stop();
+  });
+
   it("waits when an entry keeps coming back due instead of spinning", async () => {
     const clock = fakeTime();
     let calls = 0;
     const loop = new SchedulerLoop<LoopEntry>({
       now: clock.now,
       timers: clock.timers,
-      fire: async (entry) => {
+      fire: async (entries) => {
         calls++;
-        return { ...entry };
+        return entries.map((entry) => ({ ...entry }));
       },
       onError: () => {},
     });
