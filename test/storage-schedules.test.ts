@@ -101,6 +101,31 @@ for (const dialect of selected) {
       expect(await s.schedules.transact("missing", null, async () => "called")).toBeUndefined();
     }));
 
+    it("opens many rows in one transaction, which commits or rolls back as one", withStorage(async (s) => {
+      const seed = (org: string) => ({ workflow: "w", org, cron: "* * * * *", timezone: "UTC", nextFireAt: 60_000 });
+      await s.schedules.sync([seed("a"), seed("b")], 1);
+      const missing = await s.schedules.transactMany(async (open) => [await open("w", "a"), await open("w", "zzz")]);
+      expect(missing.map((tx) => tx?.row.org)).toEqual(["a", undefined]);
+      await expect(
+        s.schedules.transactMany(async (open) => {
+          for (const org of ["a", "b"]) await (await open("w", org))!.update({ nextFireAt: 120_000 }, 2);
+          throw new Error("boom");
+        }),
+      ).rejects.toThrow("boom");
+      expect((await s.schedules.list({ workflow: "w" })).map((r) => r.nextFireAt)).toEqual([60_000, 60_000]);
+      await s.schedules.transactMany(async (open) => {
+        for (const org of ["a", "b"]) {
+          const tx = (await open("w", org))!;
+          const run = await tx.insertRun(fire("w", org, 60_000));
+          await tx.update({ nextFireAt: 120_000, lastRunId: run!.id }, 3);
+        }
+      });
+      expect((await s.schedules.list({ workflow: "w" })).map((r) => [r.org, r.nextFireAt, r.lastRunStatus])).toEqual([
+        ["a", 120_000, "queued"],
+        ["b", 120_000, "queued"],
+      ]);
+    }));
+
     it("lists rows with the status of their last run", withStorage(async (s) => {
       await s.schedules.sync([{ workflow: "w", org: null, cron: "* * * * *", timezone: "UTC", nextFireAt: 60_000 }], 1);
       expect((await s.schedules.list({}))[0]).toEqual(expect.objectContaining({ lastRunId: null, lastRunStatus: null }));
