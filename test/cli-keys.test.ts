@@ -1,36 +1,17 @@
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../engine/config.js";
 import { startServer } from "../engine/server.js";
 import { bearer, copyExamples, memoryLogger, tempDir } from "./helpers.js";
-import { spawnTracked, trackPid } from "./processes.js";
+import { BIFROST_BIN, runBifrost, spawnTracked, trackPid } from "./processes.js";
 
 /** `bifrost keys create|list|revoke` against a data directory, and what `bifrost start` prints. */
 
-const BIN = fileURLToPath(new URL("../bin/bifrost.js", import.meta.url));
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function bifrost(args: string[], env: Record<string, string>): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    // In the launcher's own process: one node start per command instead of two.
-    const child = spawnTracked(process.execPath, ["--no-node-snapshot", BIN, ...args], { env: { ...process.env, NO_COLOR: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("exit", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+// In the launcher's own process: one node start per command instead of two.
+const bifrost = (args: string[], env: Record<string, string>) => runBifrost(args, env, { nodeArgs: ["--no-node-snapshot"] });
 
 /** `bifrost start` on a free port with the engine log at debug; resolves once the banner is out. */
 async function start(env: Record<string, string>) {
-  const child = spawnTracked(process.execPath, ["--no-node-snapshot", BIN, "start"], { env: { ...process.env, NO_COLOR: "1", ...env, BIFROST_PORT: "0", LOG_LEVEL: "debug" }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawnTracked(process.execPath, ["--no-node-snapshot", BIFROST_BIN, "start"], { env: { ...process.env, NO_COLOR: "1", ...env, BIFROST_PORT: "0", LOG_LEVEL: "debug" }, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -43,7 +24,7 @@ async function start(env: Record<string, string>) {
       const m = /listening on (\S+) \(pid (\d+)/.exec(stderr);
       if (m && /workflow\(s\) from/.test(stderr)) resolve(m[1]!);
     });
-    child.on("exit", (code) => reject(new Error(`start exited with ${code}: ${stderr}`)));
+    child.on("exit", (code: number | null) => reject(new Error(`start exited with ${code}: ${stderr}`)));
   });
   trackPid(child.pid!);
   return {

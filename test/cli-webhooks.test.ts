@@ -1,34 +1,15 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../engine/config.js";
 import { startServer, type RunningServer } from "../engine/server.js";
 import { sign } from "../engine/webhooks/signature.js";
 import { createTestKey, memoryLogger, tempDir, workflowSource, writeFiles } from "./helpers.js";
-import { spawnTracked } from "./processes.js";
+import { runBifrost } from "./processes.js";
 
 /** `bifrost webhooks show|rotate`, embedded on the data directory and as a client of a server. */
 
-const BIN = fileURLToPath(new URL("../bin/bifrost.js", import.meta.url));
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function bifrost(args: string[], env: Record<string, string>): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawnTracked(process.execPath, [BIN, ...args], { env: { ...process.env, NO_COLOR: "1", LOG_LEVEL: "silent", ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("exit", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const bifrost = (args: string[], env: Record<string, string>) => runBifrost(args, { LOG_LEVEL: "silent", ...env });
 
 const HOOK = workflowSource("hook", "return params;", "\n  webhook: true,");
 const PLAIN = workflowSource("plain", "return 1;");

@@ -1,27 +1,14 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../engine/config.js";
 import { startServer, type RunningServer } from "../engine/server.js";
 import { createTestKey, memoryLogger, openTestEngine, tempDir, workflowSource } from "./helpers.js";
-import { spawnTracked } from "./processes.js";
+import { runBifrost } from "./processes.js";
 
 /** `bifrost workflows deploy <file>`: embedded on a data directory, and against a running server. */
 
-const BIN = fileURLToPath(new URL("../bin/bifrost.js", import.meta.url));
-
-function bifrost(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawnTracked(process.execPath, [BIN, ...args], { env: { ...process.env, NO_COLOR: "1", BIFROST_URL: "", BIFROST_API_KEY: "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("exit", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const bifrost = (args: string[], env: Record<string, string>) => runBifrost(args, { BIFROST_URL: "", BIFROST_API_KEY: "", ...env });
 
 /** A module file in a fresh folder (not the workflows directory: a deployed file is text). */
 function moduleFile(fileName: string, text: string): string {

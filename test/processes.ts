@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { afterEach } from "vitest";
 
 /**
@@ -23,6 +24,31 @@ export function spawnTracked(command: string, args: string[], options: SpawnOpti
   child.stdout?.on("data", note);
   child.stderr?.on("data", note);
   return child;
+}
+
+/** The `bifrost` command of this checkout. */
+export const BIFROST_BIN = fileURLToPath(new URL("../bin/bifrost.js", import.meta.url));
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs one `bifrost` command to its end (tracked like every spawn here) and collects its output.
+ * `nodeArgs` go before the launcher: `--no-node-snapshot` makes it run the CLI in its own process.
+ */
+export function runBifrost(args: string[], env: Record<string, string>, options: { nodeArgs?: string[] } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawnTracked(process.execPath, [...(options.nodeArgs ?? []), BIFROST_BIN, ...args], { env: { ...process.env, NO_COLOR: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+  });
 }
 
 /** Also ends `pid` after the test (a process found by its output, such as the engine). */
