@@ -256,6 +256,29 @@ async function copySucceededSteps(trx: Db, from: string, to: string): Promise<vo
     .execute();
 }
 
+/** The runs row of a new run: queued, or already claimed by its creator (`claim`). */
+export function runRow(run: NewRun) {
+  return {
+    id: run.id,
+    workflow: run.workflow,
+    workflow_version: run.workflowVersion,
+    org: run.org,
+    trigger: run.trigger,
+    status: run.claim ? "running" : "queued",
+    params: json(run.params),
+    attempt: 1,
+    idempotency_key: run.idempotencyKey,
+    queued_at: run.now,
+    run_at: run.now,
+    scheduled_for: run.scheduledFor,
+    lease_owner: run.claim?.owner ?? null,
+    lease_until: run.claim?.leaseUntil ?? null,
+    lease_token: run.claim ? 1 : 0,
+    started_at: run.claim ? run.now : null,
+    retry_of: run.retryOf ?? null,
+  };
+}
+
 function runRepository(db: Db, dialect: "sqlite" | "postgres"): RunRepository {
   const owned = (trx: Db, lease: Lease) =>
     trx.updateTable("runs").where("id", "=", lease.runId).where("lease_owner", "=", lease.owner).where("lease_token", "=", lease.token).where("status", "=", "running");
@@ -269,25 +292,7 @@ function runRepository(db: Db, dialect: "sqlite" | "postgres"): RunRepository {
 
   return {
     async create(run: NewRun) {
-      const row = {
-        id: run.id,
-        workflow: run.workflow,
-        workflow_version: run.workflowVersion,
-        org: run.org,
-        trigger: run.trigger,
-        status: run.claim ? "running" : "queued",
-        params: json(run.params),
-        attempt: 1,
-        idempotency_key: run.idempotencyKey,
-        queued_at: run.now,
-        run_at: run.now,
-        scheduled_for: run.scheduledFor,
-        lease_owner: run.claim?.owner ?? null,
-        lease_until: run.claim?.leaseUntil ?? null,
-        lease_token: run.claim ? 1 : 0,
-        started_at: run.claim ? run.now : null,
-        retry_of: run.retryOf ?? null,
-      };
+      const row = runRow(run);
       const insert = (q: Db) =>
         q
           .insertInto("runs")

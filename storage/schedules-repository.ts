@@ -1,7 +1,7 @@
 import type { Kysely, Selectable } from "kysely";
-import { toRun } from "./kysely-storage.js";
+import { runRow, toRun } from "./kysely-storage.js";
 import type { Database, SchedulesTable } from "./schema.js";
-import type { NewRun, RunRecord, RunStatus, ScheduleRecord, ScheduleRepository, ScheduleSeed, ScheduleTx } from "./types.js";
+import type { RunRecord, RunStatus, ScheduleRecord, ScheduleRepository, ScheduleSeed, ScheduleTx } from "./types.js";
 
 /**
  * Schedule state per (workflow, org): the cron and zone its next fire was computed for, next and
@@ -31,31 +31,6 @@ function toSchedule(row: Selectable<SchedulesTable>): ScheduleRecord {
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
     changedAt: Number(row.changed_at),
-  };
-}
-
-const json = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value));
-
-/** The runs row of a new fire (the same columns runs.create writes for a queued run). */
-function runRow(run: NewRun) {
-  return {
-    id: run.id,
-    workflow: run.workflow,
-    workflow_version: run.workflowVersion,
-    org: run.org,
-    trigger: run.trigger,
-    status: "queued",
-    params: json(run.params),
-    attempt: 1,
-    idempotency_key: run.idempotencyKey,
-    queued_at: run.now,
-    run_at: run.now,
-    scheduled_for: run.scheduledFor,
-    lease_owner: null,
-    lease_until: null,
-    lease_token: 0,
-    started_at: null,
-    retry_of: null,
   };
 }
 
