@@ -140,7 +140,7 @@ export async function benchScheduler(dir: string, row: Row): Promise<void> {
 
   row(`schedule fire lag p50 (${SCHEDULES} schedules, run committed)`, `${percentile(lags, 0.5)} ms`, `bare setTimeout ${percentile(timerLags, 0.5)} ms`, "");
   row("  p99", `${percentile(lags, 0.99)} ms`, `bare setTimeout ${percentile(timerLags, 0.99)} ms`, "");
-  row(`idle CPU over ${IDLE_MS / 1000} s with ${SCHEDULES} schedules armed`, `${schedulerIdle.toFixed(1)} ms`, `no schedules ${baselineIdle.toFixed(1)} ms`, `+${(schedulerIdle - baselineIdle).toFixed(1)} ms`);
+  row(`idle CPU over ${IDLE_MS / 1000} s with ${SCHEDULES} schedules armed`, `${schedulerIdle.toFixed(1)} ms`, `no schedules ${baselineIdle.toFixed(1)} ms`, `${schedulerIdle >= baselineIdle ? "+" : ""}${(schedulerIdle - baselineIdle).toFixed(1)} ms`);
   row(`  loading ${SCHEDULES} schedules at start (rows + next fires)`, `${loadMs.toFixed(0)} ms`, "", "");
 
   // One schedule-check run over those rows, as bree runs it, against an empty worker thread.
