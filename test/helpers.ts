@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Writable } from "node:stream";
 import { pino } from "pino";
-import { afterAll } from "vitest";
+import { afterAll, afterEach } from "vitest";
 import { createKey } from "../engine/auth/key-store.js";
 import type { Role } from "../engine/auth/roles.js";
 import { loadConfig, type EngineConfig } from "../engine/config.js";
@@ -98,4 +98,22 @@ ${runBody}
   },
 });
 `;
+}
+
+/**
+ * Engines a test file opens: each one is stopped after its test, whatever the test did, so no
+ * engine outlives the test that opened it.
+ */
+export function engineTracker(): { open: (options?: TestEngineOptions) => ReturnType<typeof openTestEngine> } {
+  const engines: Engine[] = [];
+  afterEach(async () => {
+    for (const e of engines.splice(0)) await e.stop(0);
+  });
+  return {
+    async open(options = {}) {
+      const t = await openTestEngine(options);
+      engines.push(t.engine);
+      return t;
+    },
+  };
 }

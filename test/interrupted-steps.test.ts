@@ -1,19 +1,14 @@
-import { afterEach, describe, expect, it } from "vitest";
-import type { Engine } from "../engine/engine.js";
+import { describe, expect, it } from "vitest";
 import { openStorage } from "../storage/index.js";
-import { openTestEngine, workflowSource } from "./helpers.js";
+import { engineTracker, workflowSource } from "./helpers.js";
 
-const engines: Engine[] = [];
-afterEach(async () => {
-  for (const e of engines.splice(0)) await e.stop(0).catch(() => {});
-});
+const { open } = engineTracker();
 
 const spinner = workflowSource("spinner", `await ctx.step("s1", () => 1); ctx.log.info("spinning"); await ctx.step("s2", () => { for (;;) {} });`);
 
 describe("step records of an ended invocation", () => {
   it("do not stay running after the run is cancelled", async () => {
-    const { engine } = await openTestEngine({ workflows: { "spinner.ts": spinner } });
-    engines.push(engine);
+    const { engine } = await open({ workflows: { "spinner.ts": spinner } });
     engine.start({ watch: false });
     const spinning = engine.events.next("run:log", (e) => e.line.msg === "spinning");
     const { run } = await engine.triggerRun("spinner");
@@ -28,7 +23,7 @@ describe("step records of an ended invocation", () => {
   });
 
   it("do not stay running after a stop hands the run back for resume", async () => {
-    const { engine, dataDir } = await openTestEngine({ workflows: { "spinner.ts": spinner } });
+    const { engine, dataDir } = await open({ workflows: { "spinner.ts": spinner } });
     engine.start({ watch: false });
     const spinning = engine.events.next("run:log", (e) => e.line.msg === "spinning");
     const { run } = await engine.triggerRun("spinner");

@@ -1,20 +1,10 @@
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import type { Engine } from "../engine/engine.js";
+import { describe, expect, it } from "vitest";
 import { MAX_SOURCE_BYTES } from "../engine/registry/registry.js";
-import { openTestEngine, tempDir, workflowSource } from "./helpers.js";
+import { engineTracker, tempDir, workflowSource } from "./helpers.js";
 
-const engines: Engine[] = [];
-afterEach(async () => {
-  for (const e of engines.splice(0)) await e.stop(0);
-});
-
-async function open(extra: Parameters<typeof openTestEngine>[0] = {}) {
-  const t = await openTestEngine(extra);
-  engines.push(t.engine);
-  return t;
-}
+const { open } = engineTracker();
 
 const rejection = (promise: Promise<unknown>) => promise.then(() => expect.unreachable("accepted"), (err: unknown) => err as { code: string; message: string; details?: Record<string, unknown>; fix: string });
 

@@ -1,18 +1,9 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Engine } from "../engine/engine.js";
 import type { KyselyStorage } from "../storage/kysely-storage.js";
-import { openTestEngine, workflowSource } from "./helpers.js";
+import { engineTracker, workflowSource } from "./helpers.js";
 
-const engines: Engine[] = [];
-afterEach(async () => {
-  for (const e of engines.splice(0)) await e.stop(0);
-});
-
-async function open(extra: Parameters<typeof openTestEngine>[0] = {}) {
-  const t = await openTestEngine(extra);
-  engines.push(t.engine);
-  return t;
-}
+const { open } = engineTracker();
 
 /** A module that returns which version it is. */
 const returning = (name: string, label: string, extra = "") => workflowSource(name, `return ${JSON.stringify(label)};`, extra);
@@ -118,7 +109,7 @@ describe("a run executes the workflow version it was triggered with", () => {
     const v1 = (await engine.registry.registerSource("lasting", returning("lasting", "v1"))).workflow.version;
     const { run } = await engine.triggerRun("lasting");
     await engine.registry.registerSource("lasting", returning("lasting", "v2"));
-    await engines.pop()!.stop(0);
+    await engine.stop(0);
 
     const { engine: second } = await open({ dataDir, workflowsDir });
     expect(second.registry.get("lasting")?.sourceKind).toBe("api");
