@@ -2,6 +2,7 @@ import { Migrator, sql, type ExpressionBuilder, type Kysely, type Selectable, ty
 import { BifrostError, ERROR_CODES, type ErrorData } from "../common/errors.js";
 import { keyRepository } from "./keys-repository.js";
 import { leaseRepository } from "./leases-repository.js";
+import { oauthRepository } from "./oauth-repository.js";
 import { scheduleRepository } from "./schedules-repository.js";
 import { secretKeyCheckRepository, webhookSecretRepository } from "./webhook-secrets-repository.js";
 import { statsRepository } from "./stats-repository.js";
@@ -118,6 +119,7 @@ export class KyselyStorage implements Storage {
   readonly stats: ReturnType<typeof statsRepository>;
   readonly schedules: ReturnType<typeof scheduleRepository>;
   readonly leases: ReturnType<typeof leaseRepository>;
+  readonly oauth: ReturnType<typeof oauthRepository>;
 
   constructor(
     readonly db: Kysely<Database>,
@@ -135,6 +137,7 @@ export class KyselyStorage implements Storage {
     this.stats = statsRepository(db);
     this.schedules = scheduleRepository(db, dialect);
     this.leases = leaseRepository(db);
+    this.oauth = oauthRepository(db);
   }
 
   async migrate(): Promise<void> {

@@ -194,6 +194,66 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await sql`create unique index runs_schedule_fire on runs (workflow, coalesce(org, ''), scheduled_for) where trigger = 'schedule'`.execute(db);
       },
     },
+    "0008_oauth": {
+      async up(db: Kysely<unknown>) {
+        // Client secrets, tokens and PKCE verifiers are sealed (engine/secrets): never in the clear.
+        await db.schema
+          .createTable("oauth_providers")
+          .addColumn("name", "text", (c) => c.primaryKey())
+          .addColumn("grant_type", "text", (c) => c.notNull())
+          .addColumn("authorization_url", "text")
+          .addColumn("token_url", "text", (c) => c.notNull())
+          .addColumn("client_id", "text", (c) => c.notNull())
+          .addColumn("client_secret", "text")
+          .addColumn("scopes", "text", (c) => c.notNull())
+          .addColumn("redirect_uri", "text")
+          .addColumn("created_at", time, (c) => c.notNull())
+          .addColumn("updated_at", time, (c) => c.notNull())
+          .execute();
+        // One connection per provider and org ("" = the global one, as in schedules). `generation`
+        // grows with every token saved, so a refresh that started from an older token never
+        // overwrites a newer one; refresh_owner/refresh_until is the cross-process refresh lease,
+        // held only for the time of one token call.
+        await db.schema
+          .createTable("oauth_connections")
+          .addColumn("provider", "text", (c) => c.notNull())
+          .addColumn("org", "text", (c) => c.notNull())
+          .addColumn("entity_id", "text")
+          .addColumn("access_token", "text")
+          .addColumn("refresh_token", "text")
+          .addColumn("token_type", "text")
+          .addColumn("expires_at", time)
+          .addColumn("scopes", "text", (c) => c.notNull())
+          .addColumn("status", "text", (c) => c.notNull())
+          .addColumn("connected_at", time)
+          .addColumn("last_refresh_at", time)
+          .addColumn("last_failure", "text")
+          .addColumn("failure_count", "integer", (c) => c.notNull().defaultTo(0))
+          .addColumn("next_retry_at", time)
+          .addColumn("refresh_owner", "text")
+          .addColumn("refresh_until", time)
+          .addColumn("generation", "integer", (c) => c.notNull().defaultTo(0))
+          .addColumn("created_at", time, (c) => c.notNull())
+          .addColumn("updated_at", time, (c) => c.notNull())
+          .addPrimaryKeyConstraint("oauth_connections_pk", ["provider", "org"])
+          .execute();
+        await db.schema.createIndex("oauth_connections_expiry").on("oauth_connections").columns(["status", "expires_at"]).execute();
+        // An authorization in progress: the state's hash (the state itself only travels to the
+        // provider and back), single-use and expiring, with the PKCE verifier for its code.
+        await db.schema
+          .createTable("oauth_states")
+          .addColumn("id", "text", (c) => c.primaryKey())
+          .addColumn("provider", "text", (c) => c.notNull())
+          .addColumn("org", "text", (c) => c.notNull())
+          .addColumn("entity_id", "text")
+          .addColumn("code_verifier", "text", (c) => c.notNull())
+          .addColumn("redirect_uri", "text", (c) => c.notNull())
+          .addColumn("created_at", time, (c) => c.notNull())
+          .addColumn("expires_at", time, (c) => c.notNull())
+          .addColumn("used_at", time)
+          .execute();
+      },
+    },
   };
 }
 

@@ -119,7 +119,62 @@ export interface SchedulesTable {
   changed_at: number;
 }
 
+export interface OAuthProvidersTable {
+  name: string;
+  grant_type: string;
+  authorization_url: string | null;
+  token_url: string;
+  client_id: string;
+  /** Sealed. */
+  client_secret: string | null;
+  scopes: string;
+  redirect_uri: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface OAuthConnectionsTable {
+  provider: string;
+  /** "" = the global connection. */
+  org: string;
+  entity_id: string | null;
+  /** Sealed. */
+  access_token: string | null;
+  /** Sealed. */
+  refresh_token: string | null;
+  token_type: string | null;
+  expires_at: number | null;
+  scopes: string;
+  status: string;
+  connected_at: number | null;
+  last_refresh_at: number | null;
+  last_failure: string | null;
+  failure_count: Generated<number>;
+  next_retry_at: number | null;
+  refresh_owner: string | null;
+  refresh_until: number | null;
+  generation: Generated<number>;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface OAuthStatesTable {
+  id: string;
+  provider: string;
+  org: string;
+  entity_id: string | null;
+  /** Sealed. */
+  code_verifier: string;
+  redirect_uri: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
 export interface Database {
+  oauth_providers: OAuthProvidersTable;
+  oauth_connections: OAuthConnectionsTable;
+  oauth_states: OAuthStatesTable;
   schedules: SchedulesTable;
   webhook_secrets: WebhookSecretsTable;
   secret_key_check: SecretKeyCheckTable;

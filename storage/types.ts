@@ -371,7 +371,114 @@ export interface LeaseRepository {
 }
 
 /** The engine's whole view of the database. SQLite and PostgreSQL implement the same interface. */
+/** An OAuth provider's configuration; the client secret stays sealed here (engine/secrets opens it). */
+export interface OAuthProviderRecord {
+  name: string;
+  grantType: string;
+  authorizationUrl: string | null;
+  tokenUrl: string;
+  clientId: string;
+  clientSecretSealed: string | null;
+  scopes: string[];
+  /** null: the engine's default (<public url>/api/oauth/callback). */
+  redirectUri: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** Tokens as stored: sealed. */
+export interface OAuthTokens {
+  accessTokenSealed: string;
+  /** null: the provider issued none (client credentials) or kept the old one (see OAuthRepository.finishRefresh). */
+  refreshTokenSealed: string | null;
+  tokenType: string | null;
+  expiresAt: number;
+  scopes: string[];
+}
+
+export interface OAuthConnectionRecord {
+  provider: string;
+  /** null: the global connection. */
+  org: string | null;
+  entityId: string | null;
+  accessTokenSealed: string | null;
+  refreshTokenSealed: string | null;
+  tokenType: string | null;
+  expiresAt: number | null;
+  scopes: string[];
+  /** "healthy" | "refresh_failed" | "needs_reauth" (expiring is derived from expiresAt when shown). */
+  status: string;
+  connectedAt: number | null;
+  lastRefreshAt: number | null;
+  /** The last failure as the engine described it (category, code, message, fix, at): no secrets. */
+  lastFailure: unknown;
+  failureCount: number;
+  nextRetryAt: number | null;
+  refreshOwner: string | null;
+  refreshUntil: number | null;
+  /** Grows with every token saved. */
+  generation: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface OAuthStateRecord {
+  /** A hash of the state value; the value itself is never stored. */
+  id: string;
+  provider: string;
+  org: string | null;
+  entityId: string | null;
+  codeVerifierSealed: string;
+  redirectUri: string;
+  createdAt: number;
+  expiresAt: number;
+  usedAt: number | null;
+}
+
+export type ConsumedState = { ok: true; state: OAuthStateRecord } | { ok: false; reason: "unknown" | "used" | "expired" };
+
+export interface OAuthFailureUpdate {
+  status: "refresh_failed" | "needs_reauth";
+  failure: unknown;
+  nextRetryAt: number | null;
+}
+
+export interface OAuthRepository {
+  /** Creates or replaces a provider (its createdAt is kept). */
+  putProvider(record: OAuthProviderRecord): Promise<OAuthProviderRecord>;
+  getProvider(name: string): Promise<OAuthProviderRecord | undefined>;
+  listProviders(): Promise<OAuthProviderRecord[]>;
+  /** Removes the provider with its connections and authorizations in progress. */
+  removeProvider(name: string): Promise<boolean>;
+  getConnection(provider: string, org: string | null): Promise<OAuthConnectionRecord | undefined>;
+  /** `org` undefined: every connection; null: the global ones only. */
+  listConnections(filter?: { provider?: string; org?: string | null }): Promise<OAuthConnectionRecord[]>;
+  /** A new grant (connect, callback): replaces the connection's tokens, clears failures and any refresh lease. */
+  connect(provider: string, org: string | null, entityId: string | null, tokens: OAuthTokens, now: number): Promise<OAuthConnectionRecord>;
+  /**
+   * Takes the connection's refresh lease when nobody holds it (or its holder's lease ran out);
+   * returns the row as it is once taken, so the caller re-reads the stored token under the lease.
+   */
+  takeRefreshLease(provider: string, org: string | null, owner: string, until: number, now: number): Promise<OAuthConnectionRecord | undefined>;
+  /**
+   * Stores a refresh's outcome under the lease, in one write: the access token with its rotated
+   * refresh token (null keeps the old one), or the failure. False when the lease was lost.
+   */
+  finishRefresh(provider: string, org: string | null, owner: string, outcome: { tokens: OAuthTokens } | OAuthFailureUpdate, now: number): Promise<boolean>;
+  /** Records a failure outside a refresh (e.g. an API refused the token). */
+  recordFailure(provider: string, org: string | null, update: OAuthFailureUpdate, now: number): Promise<void>;
+  removeConnection(provider: string, org: string | null): Promise<boolean>;
+  /** Connections worth refreshing now: healthy ones expiring before `before`, and refresh_failed ones due again. */
+  dueForRefresh(before: number, now: number, limit: number): Promise<{ provider: string; org: string | null }[]>;
+  createState(record: OAuthStateRecord): Promise<void>;
+  /** Marks the state used, once: a second use (or an expired state) is refused. */
+  consumeState(id: string, now: number): Promise<ConsumedState>;
+  /** Deletes states that expired before `before`. */
+  pruneStates(before: number): Promise<number>;
+}
+
 export interface Storage {
+  readonly oauth: OAuthRepository;
   readonly dialect: "sqlite" | "postgres";
   readonly schedules: ScheduleRepository;
   readonly leases: LeaseRepository;
