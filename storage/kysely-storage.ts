@@ -4,6 +4,7 @@ import { keyRepository } from "./keys-repository.js";
 import { leaseRepository } from "./leases-repository.js";
 import { oauthRepository } from "./oauth-repository.js";
 import { scheduleRepository } from "./schedules-repository.js";
+import { stateRepository } from "./state-repository.js";
 import { secretKeyCheckRepository, webhookSecretRepository } from "./webhook-secrets-repository.js";
 import { statsRepository } from "./stats-repository.js";
 import { workflowVersionRepository } from "./workflow-versions-repository.js";
@@ -120,6 +121,7 @@ export class KyselyStorage implements Storage {
   readonly schedules: ReturnType<typeof scheduleRepository>;
   readonly leases: ReturnType<typeof leaseRepository>;
   readonly oauth: ReturnType<typeof oauthRepository>;
+  readonly state: ReturnType<typeof stateRepository>;
 
   constructor(
     readonly db: Kysely<Database>,
@@ -138,6 +140,7 @@ export class KyselyStorage implements Storage {
     this.schedules = scheduleRepository(db, dialect);
     this.leases = leaseRepository(db);
     this.oauth = oauthRepository(db);
+    this.state = stateRepository(db);
   }
 
   async migrate(): Promise<void> {
@@ -212,11 +215,11 @@ const claimedBy = (owner: string, now: number, leaseUntil: number) => ({
 
 type Db = Kysely<Database>;
 
-const leaseLost = (lease: Lease) =>
+export const leaseLost = (lease: Lease) =>
   new BifrostError("LEASE_LOST", `run ${lease.runId} is no longer held by this invocation (it was claimed again or finished); the write was refused`);
 
 /** Rows of the run still under this lease: the guard of every fenced write. */
-const underLease = (db: Db, lease: Lease) =>
+export const underLease = (db: Db, lease: Lease) =>
   db.selectFrom("runs").select("id").where("id", "=", lease.runId).where("lease_owner", "=", lease.owner).where("lease_token", "=", lease.token).where("status", "=", "running");
 
 /** Runs `write` in a transaction that first checks the lease, so a stale owner writes nothing. */

@@ -254,6 +254,22 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    "0009_workflow_state": {
+      async up(db: Kysely<unknown>) {
+        // ctx.state: small JSON values per workflow and org kept across runs. org_key "" is "no
+        // org" (as in schedules: key columns cannot hold NULL, and NULLs never collide).
+        await db.schema
+          .createTable("workflow_state")
+          .addColumn("workflow", "text", (c) => c.notNull())
+          .addColumn("org_key", "text", (c) => c.notNull())
+          .addColumn("key", "text", (c) => c.notNull())
+          .addColumn("value", "text", (c) => c.notNull())
+          .addColumn("updated_at", time, (c) => c.notNull())
+          .addColumn("updated_by_run", "text")
+          .addPrimaryKeyConstraint("workflow_state_pk", ["workflow", "org_key", "key"])
+          .execute();
+      },
+    },
   };
 }
 

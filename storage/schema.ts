@@ -171,7 +171,20 @@ export interface OAuthStatesTable {
   used_at: number | null;
 }
 
+/** ctx.state values per (workflow, org); org_key "" is "no org" (0009_workflow_state). */
+export interface WorkflowStateTable {
+  workflow: string;
+  org_key: string;
+  key: string;
+  /** JSON text, bounded by the engine before it is written. */
+  value: string;
+  updated_at: number;
+  /** The run whose ctx.state.set wrote it. */
+  updated_by_run: string | null;
+}
+
 export interface Database {
+  workflow_state: WorkflowStateTable;
   oauth_providers: OAuthProvidersTable;
   oauth_connections: OAuthConnectionsTable;
   oauth_states: OAuthStatesTable;

@@ -477,7 +477,38 @@ export interface OAuthRepository {
   pruneStates(before: number): Promise<number>;
 }
 
+/** One ctx.state value (storage/state-repository.ts). */
+export interface StateRecord {
+  workflow: string;
+  /** null: the state of runs without an org, kept apart from every org's. */
+  org: string | null;
+  key: string;
+  value: unknown;
+  updatedAt: number;
+  updatedByRun: string | null;
+}
+
+/**
+ * ctx.state per (workflow, org). Writes of a run are fenced like step writes: they take the
+ * invocation's lease, fail with LEASE_LOST once the run was claimed again, and write under the
+ * workflow and org of the leased run itself. `reset` is an administrator's delete, without a lease.
+ */
+export interface StateRepository {
+  get(workflow: string, org: string | null, key: string): Promise<StateRecord | undefined>;
+  /** Every key of one workflow and org, by key. */
+  list(workflow: string, org: string | null): Promise<StateRecord[]>;
+  /**
+   * Stores `json` (JSON text the caller bounded) under `key`; committed when it resolves. A new key
+   * past `maxKeys` keys is refused (`ok: false` with the number of keys there are).
+   */
+  set(lease: Lease, entry: { key: string; json: string; now: number; maxKeys: number }): Promise<{ ok: true } | { ok: false; keys: number }>;
+  /** Whether the key existed. */
+  delete(lease: Lease, key: string): Promise<boolean>;
+  reset(workflow: string, org: string | null, key: string): Promise<boolean>;
+}
+
 export interface Storage {
+  readonly state: StateRepository;
   readonly oauth: OAuthRepository;
   readonly dialect: "sqlite" | "postgres";
   readonly schedules: ScheduleRepository;
