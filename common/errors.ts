@@ -63,6 +63,9 @@ export const ERROR_CODES = {
   CONFIG_INVALID: { status: 500, hint: "Fix the environment variable named in the message (see the README's configuration table)." },
   SECRET_KEY_INVALID: { status: 500, hint: "Set BIFROST_SECRET_KEY to the key this database's secrets were sealed with (32 bytes as base64 or 64 hex digits), or restore secret.key in the data directory." },
   SECRET_CORRUPT: { status: 500, hint: "A stored secret failed its integrity check (it was changed in the database, or sealed under another key); rotate it to replace it." },
+  // ctx.state
+  STATE_INVALID: { status: 500, hint: "Name ctx.state keys with 1 to 128 letters, digits, \"_\", \".\", \":\" or \"-\" (starting with a letter or digit) and store JSON values (objects, arrays, strings, numbers, booleans, null); remove a key with ctx.state.delete(key)." },
+  STATE_TOO_LARGE: { status: 500, hint: "Keep ctx.state small (by default a value is at most 64 KB of JSON, and a workflow keeps at most 1,000 keys per org): store a cursor, a token or a time there, not the data itself, and delete keys that are no longer needed." },
   // run control (cancel, retry)
   RUN_NOT_CANCELLABLE: { status: 409, hint: "The run has already finished: nothing is left to cancel. Retry it (POST /api/runs/:id/retry) or trigger a new run to do the work again.", cli: "The run has already finished: nothing is left to cancel. Retry it with `bifrost runs retry <run-id>` or start a new one with `bifrost run <workflow>`." },
   RUN_NOT_RETRYABLE: { status: 409, hint: "Only a failed, timed-out or cancelled run can be retried: wait for a queued or running run to end; trigger a new run to repeat one that succeeded." },

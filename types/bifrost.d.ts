@@ -37,6 +37,22 @@ export interface SandboxSignal {
   throwIfAborted(): void;
 }
 
+/**
+ * Small JSON values kept per workflow and org across runs: a delta token, a cursor, a last-synced
+ * time (not the data itself). Each call resolves once it is committed. Keys are 1 to 128 letters,
+ * digits, "_", ".", ":" or "-", starting with a letter or digit; a value is at most 64 KB of JSON,
+ * and a workflow keeps at most 1,000 keys per org. See the README's "State between runs" for what
+ * a resume repeats.
+ */
+export interface WorkflowState {
+  /** The stored value (as JSON gave it back: Dates are strings), or undefined when none is stored. */
+  get<T = Json>(key: string): Promise<T | undefined>;
+  /** Stores a JSON value (undefined is refused: use delete). Durable when it resolves. */
+  set(key: string, value: unknown): Promise<void>;
+  /** Removes the key; whether it existed. */
+  delete(key: string): Promise<boolean>;
+}
+
 export type HttpMethod = "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
 
 export interface HttpOptions {
@@ -110,6 +126,8 @@ export interface WorkflowContext {
   readonly log: RunLogger;
   /** HTTP requests, run by the engine (the sandbox has no fetch). See the README's "ctx.http". */
   readonly http: HttpClient;
+  /** Values kept per workflow and org across runs (the run's org; runs without an org share theirs). */
+  readonly state: WorkflowState;
   /**
    * A durable step: `fn` runs once and its JSON result is committed. When the run resumes (after
    * a crash, a retry or a chunk timeout) run() starts again from the top and a finished step

@@ -7,8 +7,10 @@ import type { Logger } from "../logger.js";
 import type { InvocationHttp } from "../http/invocation.js";
 import { HostFaults, storageFault } from "./faults.js";
 import { boundLogData, resultProblem } from "./result-bounds.js";
+import { RunState } from "./run-state.js";
+import { DEFAULT_STATE_LIMITS, type StateLimits } from "../state/keys.js";
 
-export interface RunHostLimits {
+export interface RunHostLimits extends StateLimits {
   maxLogLines: number;
   maxLogMessageBytes: number;
   maxLogDataBytes: number;
@@ -20,6 +22,7 @@ export const DEFAULT_RUN_HOST_LIMITS: RunHostLimits = {
   maxLogMessageBytes: 8 * 1024,
   maxLogDataBytes: 64 * 1024,
   maxResultBytes: 1024 * 1024,
+  ...DEFAULT_STATE_LIMITS,
 };
 
 interface Deps {
@@ -76,10 +79,13 @@ export class RunHost {
     this.seq = startSeq;
     this.log = deps.logger.child({ runId: run.id, workflow: run.workflow });
     this.lease = { runId: run.id, owner: run.leaseOwner ?? "", token: run.leaseToken };
+    this.state = new RunState(run, this.lease, deps);
   }
 
   /** The claim this invocation runs under: storage refuses its writes once the run is claimed again. */
   private readonly lease: Lease;
+  /** ctx.state of this invocation (./run-state.ts). */
+  private readonly state: RunState;
 
   /** Log lines the run may still write; passed into the sandbox, which drops the rest at the source. */
   get logBudget(): number {
@@ -110,6 +116,10 @@ export class RunHost {
       case "http.request":
         if (!this.http) throw new BifrostError("VALIDATION_FAILED", "ctx.http is not available here");
         return this.http.request(args);
+      case "state.get":
+      case "state.set":
+      case "state.delete":
+        return this.state.handle(op, args);
       case "value.notSerializable":
         throw new BifrostError("RESULT_NOT_SERIALIZABLE", `${this.valueSubject(args)} is not JSON-serializable: ${typeof args.reason === "string" ? capString(args.reason, 200) : "unknown reason"}`);
       case "value.tooLarge":

@@ -28,6 +28,7 @@
   const MAX_NAME = 200;
   const MAX_STEP_NAME = 200;
   const MAX_URL = 16 * 1024;
+  const MAX_STATE_KEY = 128;
 
   const LEVELS = ["debug", "info", "warn", "error"];
   const pending = new Set();
@@ -217,6 +218,34 @@
     return freeze({ request, get: verb("GET"), post: verb("POST"), put: verb("PUT"), patch: verb("PATCH"), delete: verb("DELETE"), head: verb("HEAD") });
   }
 
+  // ctx.state: the host validates keys and values and enforces the size limit. This only keeps a
+  // value the bridge could not carry from being copied out, and says why instead.
+  function makeState() {
+    const key = (k) => (typeof k === "string" ? cut(k, MAX_STATE_KEY) : null);
+    async function set(k, value) {
+      let json;
+      try {
+        json = stringify(value);
+      } catch (err) {
+        return void (await call("state.set", { key: key(k), invalid: cut(String(err && err.message), MAX_ERROR_MESSAGE) }));
+      }
+      if (typeof json !== "string") return void (await call("state.set", { key: key(k) }));
+      if (json.length > BRIDGE_CHARS) return void (await call("state.set", { key: key(k), length: json.length }));
+      if (textDepth(json, VALUE_DEPTH) > VALUE_DEPTH) return void (await call("state.set", { key: key(k), invalid: `nested deeper than ${VALUE_DEPTH} levels` }));
+      await callJson("state.set", `{"key":${stringify(key(k))},"value":${json}}`);
+    }
+    return freeze({
+      async get(k) {
+        const reply = await call("state.get", { key: key(k) });
+        return reply.found ? reply.value : undefined;
+      },
+      set,
+      async delete(k) {
+        return (await call("state.delete", { key: key(k) })) === true;
+      },
+    });
+  }
+
   // Step names are validated by the host (step.begin); only a bounded prefix is ever sent.
   function stepName(name) {
     return typeof name === "string" ? cut(name, MAX_STEP_NAME) : null;
@@ -260,6 +289,7 @@
       run: freeze({ ...input.run }),
       log: makeLog(),
       http: makeHttp(),
+      state: makeState(),
       step,
       chunks,
       deadline: new Date(input.deadline),
