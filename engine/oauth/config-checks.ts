@@ -125,7 +125,7 @@ function checkSecret(p: ProviderCheckInput): OAuthCheck[] {
   else if (hasSpace(value.trim())) problems.push("contains spaces");
   const trimmed = value.trim();
   if (trimmed.endsWith("...") || trimmed.endsWith("…")) problems.push("ends with an ellipsis: it looks truncated");
-  else if (trimmed.length < 16) problems.push(`is only ${trimmed.length} characters long: it looks truncated`);
+  else if (trimmed.length < 16) problems.push("is shorter than 16 characters: it looks truncated");
   if (GUID.test(trimmed)) problems.push("has the form of a GUID, which is what Microsoft shows as the Secret ID, not the secret itself");
   if (trimmed === p.clientId.trim()) problems.push("is the same as the client id");
   if (problems.length === 0) {

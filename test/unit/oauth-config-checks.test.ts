@@ -106,7 +106,7 @@ describe("checkProviderConfig: the client secret", () => {
       [`Value: ${SECRET}`, /label/],
       [`${SECRET.slice(0, 12)}...`, /truncated/],
       [`${SECRET.slice(0, 30)}…`, /truncated/],
-      ["Xy8Q~abc", /only 8 characters long: it looks truncated/],
+      ["Xy8Q~abc", /shorter than 16 characters: it looks truncated/],
       ["6a1b2c3d-0000-4e5f-9a8b-7c6d5e4f3a2b", /Secret ID/],
       [graph.clientId, /same as the client id/],
     ];
