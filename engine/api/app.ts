@@ -14,6 +14,7 @@ import { installMetrics } from "./metrics.js";
 import { installOpenApi } from "./openapi.js";
 import { runControlRoutes } from "./routes/run-control.js";
 import { runRoutes } from "./routes/runs.js";
+import { oauthRoutes } from "./routes/oauth.js";
 import { scheduleRoutes } from "./routes/schedules.js";
 import { workflowRoutes } from "./routes/workflows.js";
 
@@ -59,5 +60,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(webhookRoutes(engine));
   await app.register(hookRoutes(engine));
   await app.register(runControlRoutes(engine));
+  await app.register(oauthRoutes(engine));
   return app;
 }

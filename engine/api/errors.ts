@@ -7,7 +7,7 @@ import type { Logger } from "../logger.js";
 import type { RouteTable } from "./route-table.js";
 
 /**
- * Every 4xx/5xx the API sends has one shape, `{ error: { code, message, fix, details? } }`, with a
+ * Every 4xx/5xx the API sends has one shape, `{ error: { code, message, fix, category?, details? } }`, with a
  * code from the registry: route errors, validation, body parsing, and the replies fastify and
  * Node's HTTP parser would otherwise write in their own words (bad URL encoding, an unknown
  * method, oversized headers, a request during shutdown).
@@ -20,11 +20,13 @@ export const MAX_PARAM_LENGTH = 1000;
 const MAX_PROBLEMS = 20;
 
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string; fix: string; details?: unknown };
+  /** `category`: a failure category with its own fix (OAuth's token_expired, invalid_client, …). */
+  error: { code: ErrorCode; message: string; fix: string; category?: string; details?: unknown };
 }
 
-export function errorBody(code: ErrorCode, message: string, options: { details?: unknown; fix?: string } = {}): ErrorBody {
+export function errorBody(code: ErrorCode, message: string, options: { details?: unknown; fix?: string; category?: string | undefined } = {}): ErrorBody {
   const error: ErrorBody["error"] = { code, message, fix: options.fix ?? ERROR_CODES[code].hint };
+  if (options.category !== undefined) error.category = options.category;
   if (options.details !== undefined) error.details = options.details;
   return { error };
 }
@@ -146,7 +148,7 @@ export function installErrorHandling(app: FastifyInstance, routes?: RouteTable):
   app.setErrorHandler((err: FastifyError | BifrostError, request, reply) => {
     if (err instanceof BifrostError) {
       if (err.status >= 500) request.log.error({ err }, err.message);
-      return reply.status(err.status).send(errorBody(err.code, err.message, { details: err.details, fix: err.fix }));
+      return reply.status(err.status).send(errorBody(err.code, err.message, { details: err.details, fix: err.fix, category: err.category }));
     }
     if (err.validation) {
       const problems = err.validation.slice(0, MAX_PROBLEMS).map((v) => ({

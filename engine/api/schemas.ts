@@ -30,9 +30,10 @@ export const errorResponse = object({
       code: { type: "string", enum: Object.keys(ERROR_CODES) },
       message: { type: "string" },
       fix: { type: "string" },
+      category: { type: "string", description: "a failure category with its own fix (OAuth: token_expired, invalid_client, …)" },
       details: anyJson,
     },
-    ["details"],
+    ["category", "details"],
   ),
 });
 
