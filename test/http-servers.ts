@@ -116,3 +116,12 @@ export async function rateLimitedServer(options: { max: number; windowMs: number
   await app.listen({ port: 0, host: "127.0.0.1" });
   return { app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, arrivals };
 }
+
+/** A port on 127.0.0.1 that nothing listens on (it was bound and released), for refused connections. */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}

@@ -1,10 +1,8 @@
-import { createServer } from "node:net";
-import type { AddressInfo } from "node:net";
 import * as client from "openid-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CATEGORY_FIXES, classifyOAuthFailure, describeError, fixFor, type FailureSignal, type OAuthWhere } from "../../engine/oauth/classify.js";
 import { OAUTH_CATEGORIES, type OAuthCategory } from "../../engine/oauth/types.js";
-import { json, ScriptedServer, text } from "../http-servers.js";
+import { closedPort, json, ScriptedServer, text } from "../http-servers.js";
 
 const token = (error: string, description?: string, status = 400, where: OAuthWhere = "token"): FailureSignal => ({ kind: "oauth_error", where, status, error, ...(description === undefined ? {} : { description }) });
 const categoryOf = (signal: FailureSignal) => classifyOAuthFailure(signal).category;
@@ -284,7 +282,7 @@ describe("fix texts", () => {
 
 describe("describeError: what openid-client 6 really throws", () => {
   let server: ScriptedServer;
-  let closedPort: number;
+  let port: number;
   const config = (tokenPath: string, secret = "s3cret-value-of-forty-characters-long-xx") => {
     const cfg = new client.Configuration({ issuer: server.url, token_endpoint: `${server.url}${tokenPath}`, authorization_endpoint: `${server.url}/authorize` }, "client-1", secret);
     client.allowInsecureRequests(cfg);
@@ -309,10 +307,7 @@ describe("describeError: what openid-client 6 really throws", () => {
     server.on("/challenge", (_req, res) => res.writeHead(401, { "www-authenticate": 'Basic realm="token", error="invalid_client", error_description="bad secret"' }).end());
     server.on("/api-403", (_req, res) => res.writeHead(403, { "www-authenticate": 'Bearer error="insufficient_scope", error_description="Mail.Send is required", scope="Mail.Send"' }).end());
     server.on("/hang", () => {});
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-    closedPort = (probe.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    port = await closedPort();
   });
   afterAll(async () => {
     await server.close();
@@ -389,7 +384,7 @@ describe("describeError: what openid-client 6 really throws", () => {
   });
 
   it("a refused connection (TypeError: fetch failed, cause ECONNREFUSED) → connection_lost", async () => {
-    const cfg = new client.Configuration({ issuer: "http://127.0.0.1", token_endpoint: `http://127.0.0.1:${closedPort}/token` }, "client-1", "secret");
+    const cfg = new client.Configuration({ issuer: "http://127.0.0.1", token_endpoint: `http://127.0.0.1:${port}/token` }, "client-1", "secret");
     client.allowInsecureRequests(cfg);
     const err = await thrown(() => client.refreshTokenGrant(cfg, "rt-1"));
     expect(err).toBeInstanceOf(TypeError);

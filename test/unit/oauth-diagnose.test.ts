@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer as createHttpsServer } from "node:https";
-import { createServer, type AddressInfo } from "node:net";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { Agent } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,7 +9,7 @@ import { formatDiagnosis } from "../../engine/cli/oauth-format.js";
 import { diagnose, durationWords, type DiagnoseInput, type ProbeResult } from "../../engine/oauth/diagnose.js";
 import { probeUrl } from "../../engine/oauth/probe.js";
 import type { ConnectionView, OAuthCheck, ProviderView } from "../../engine/oauth/types.js";
-import { json, ScriptedServer, text } from "../http-servers.js";
+import { closedPort, json, ScriptedServer, text } from "../http-servers.js";
 import { tempDir } from "../helpers.js";
 
 const NOW = Date.parse("2026-03-01T12:00:00Z");
@@ -227,7 +227,7 @@ describe("formatDiagnosis", () => {
 
 describe("probeUrl against real servers", () => {
   let server: ScriptedServer;
-  let closedPort: number;
+  let port: number;
   beforeAll(async () => {
     server = await ScriptedServer.start();
     server.on("/token", json(405, { error: "invalid_request" }));
@@ -235,10 +235,7 @@ describe("probeUrl against real servers", () => {
     server.on("/big", text(200, "x".repeat(5_000_000)));
     server.on("/down", text(503, "maintenance"));
     server.on("/hang", () => {});
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-    closedPort = (probe.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    port = await closedPort();
   });
   afterAll(async () => {
     await server.close();
@@ -255,7 +252,7 @@ describe("probeUrl against real servers", () => {
   });
 
   it("maps a closed port, a hang, a bad URL and a metadata host to codes, never throwing", async () => {
-    expect(await probeUrl(`http://127.0.0.1:${closedPort}/token`)).toMatchObject({ reached: false, code: "ECONNREFUSED" });
+    expect(await probeUrl(`http://127.0.0.1:${port}/token`)).toMatchObject({ reached: false, code: "ECONNREFUSED" });
     expect(await probeUrl(`${server.url}/hang`, { timeoutMs: 200 })).toMatchObject({ reached: false, code: "ETIMEDOUT", message: "no answer within 200 ms" });
     expect(await probeUrl("not a url")).toMatchObject({ reached: false, code: "ERR_INVALID_URL" });
     expect(await probeUrl("file:///etc/passwd")).toMatchObject({ reached: false, code: "ERR_INVALID_URL" });
