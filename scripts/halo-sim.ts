@@ -60,6 +60,10 @@ export interface HaloSim {
   readonly upserts: Map<string, number>;
   /** Upsert requests received per "org/batch". */
   readonly batches: Map<string, number>;
+  /** The org's tickets, by id (the source's own objects: read them, do not change them). */
+  tickets(org: string): readonly Ticket[];
+  /** Marks the org's first `count` tickets changed now, as POST /<org>/api/tickets/touch does. */
+  touch(org: string, count: number): number;
   /** Holds the answer to the first request from now on that `match` accepts, until released. */
   hold(match: (req: SimRequest) => boolean): Held;
   close(): Promise<void>;
@@ -109,6 +113,13 @@ export async function startHaloSim(options: HaloSimOptions = {}): Promise<HaloSi
   const requests: SimRequest[] = [];
   const upserts = new Map<string, number>();
   const batches = new Map<string, number>();
+  const touch = (org: string, n: number) => {
+    const now = Date.now();
+    const list = tickets(org).slice(0, Math.min(count, Math.max(0, n)));
+    // Each a millisecond apart, so that "modified since" stays exact.
+    list.forEach((t, i) => (t.lastupdate = new Date(now + i).toISOString()));
+    return list.length;
+  };
   const holds: { match: (r: SimRequest) => boolean; arrived: (r: SimRequest) => void; released: Promise<void> }[] = [];
 
   /** Waits for a hold on this request (if one matches) and the configured delay; false once the client left. */
@@ -145,11 +156,7 @@ export async function startHaloSim(options: HaloSimOptions = {}): Promise<HaloSi
     if (req.method === "POST" && parts.length === 4 && parts[1] === "api" && parts[2] === "tickets" && parts[3] === "touch") {
       const org = parts[0]!;
       requests.push({ kind: "other", org });
-      const n = Math.min(count, Math.max(0, Number(url.searchParams.get("count") ?? 10) || 0));
-      const now = Date.now();
-      // The first n tickets, each changed a millisecond apart so that "modified since" stays exact.
-      tickets(org).slice(0, n).forEach((t, i) => (t.lastupdate = new Date(now + i).toISOString()));
-      send(res, 200, { touched: n });
+      send(res, 200, { touched: touch(org, Number(url.searchParams.get("count") ?? 10) || 0) });
       return;
     }
     if (req.method === "POST" && parts.length === 2 && parts[0] === "target" && parts[1] === "tickets") {
@@ -199,6 +206,8 @@ export async function startHaloSim(options: HaloSimOptions = {}): Promise<HaloSi
     requests,
     upserts,
     batches,
+    tickets,
+    touch,
     hold(match) {
       let arrived!: (r: SimRequest) => void;
       let release!: () => void;

@@ -1,6 +1,8 @@
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { copyFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { startHaloSim, type HaloSim, type Held, type SimRequest } from "../scripts/halo-sim.js";
@@ -23,6 +25,9 @@ const PAGE_SIZE = 100;
 const ORG = "contoso";
 /** Batches the run sends: pages 1–3 of 100 tickets, two chunks of 50 each. */
 const BATCHES = ["1#0", "1#1", "2#0", "2#1", "3#0", "3#1"];
+
+/** The example itself, run as a user would (its cursor in ctx.state, one run per org). */
+const EXAMPLE = fileURLToPath(new URL("../workflows/halopsa_sync.ts", import.meta.url));
 
 /**
  * The shape of workflows/halopsa_sync.ts (page fetches and chunks of 50 as durable steps), without
@@ -66,6 +71,7 @@ interface Dirs {
 function newDirs(): Dirs {
   const workflowsDir = tempDir("bifrost-wf-");
   writeFiles(workflowsDir, { "crash_sync.ts": SYNC });
+  copyFileSync(EXAMPLE, join(workflowsDir, "halopsa_sync.ts"));
   return { dataDir: tempDir(), workflowsDir, secretKey: randomBytes(32).toString("hex") };
 }
 
@@ -172,6 +178,14 @@ function running(dirs: Dirs): { runs: number; steps: number } {
   }));
 }
 
+/** What ctx.state holds for the workflow and org, parsed. */
+function stateOf(dirs: Dirs, workflow: string, org: string): Record<string, unknown> {
+  return readDb(dirs, (db) => {
+    const rows = db.prepare("select key, value from workflow_state where workflow = ? and org_key = ?").all(workflow, org) as { key: string; value: string }[];
+    return Object.fromEntries(rows.map((r) => [r.key, JSON.parse(r.value) as unknown]));
+  });
+}
+
 function leaseOwner(dirs: Dirs, runId: string): string | null {
   return readDb(dirs, (db) => (db.prepare("select lease_owner as owner from runs where id = ?").get(runId) as { owner: string | null }).owner);
 }
@@ -199,28 +213,29 @@ const isUpsert = (batch: string) => (r: SimRequest) => r.kind === "upsert" && r.
 const isList = (page: number) => (r: SimRequest) => r.kind === "list" && r.page === page;
 
 /** How often the target received each batch, and each ticket, of the org. */
-function received(sim: HaloSim): { batches: Record<string, number>; ticketsTwice: number[]; distinct: number } {
-  const batches = Object.fromEntries(BATCHES.map((b) => [b, sim.batches.get(`${ORG}/${b}`) ?? 0]));
-  const ticketsTwice = [...sim.upserts].filter(([, n]) => n > 1).map(([key]) => Number(key.split("/")[1])).sort((a, b) => a - b);
-  return { batches, ticketsTwice, distinct: sim.upserts.size };
+function received(sim: HaloSim, org = ORG): { batches: Record<string, number>; ticketsTwice: number[]; distinct: number } {
+  const batches = Object.fromEntries(BATCHES.map((b) => [b, sim.batches.get(`${org}/${b}`) ?? 0]));
+  const mine = [...sim.upserts].filter(([key]) => key.startsWith(`${org}/`));
+  const ticketsTwice = mine.filter(([, n]) => n > 1).map(([key]) => Number(key.split("/")[1])).sort((a, b) => a - b);
+  return { batches, ticketsTwice, distinct: mine.length };
 }
 
 const once = (except: Record<string, number> = {}) => Object.fromEntries(BATCHES.map((b) => [b, except[b] ?? 1]));
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 const pagesFetched = (sim: HaloSim) => sim.requests.filter((r) => r.kind === "list").map((r) => r.page);
 
-async function trigger(engine: EngineProcess, key: string, sim: HaloSim): Promise<string> {
-  const res = await api<{ id: string }>(engine.url, key, "POST", "/api/workflows/crash_sync/runs", {
-    org: ORG,
+async function trigger(engine: EngineProcess, key: string, sim: HaloSim, workflow = "crash_sync", org = ORG): Promise<string> {
+  const res = await api<{ id: string }>(engine.url, key, "POST", `/api/workflows/${workflow}/runs`, {
+    org,
     params: { baseUrl: sim.url, targetUrl: `${sim.url}/target`, pageSize: PAGE_SIZE },
   });
   return res.id;
 }
 
 /** The run's end as the surviving engine reports it, and then the database: nothing running. */
-async function expectSucceeded(dirs: Dirs, engine: EngineProcess, key: string, runId: string): Promise<RunView> {
+async function expectSucceeded(dirs: Dirs, engine: EngineProcess, key: string, runId: string, result: unknown = { synced: TICKETS }): Promise<RunView> {
   const run = await until(() => api<RunView>(engine.url, key, "GET", `/api/runs/${runId}`), finished);
-  expect({ status: run.status, result: run.result, error: run.error }, engine.output()).toEqual({ status: "succeeded", result: { synced: TICKETS }, error: null });
+  expect({ status: run.status, result: run.result, error: run.error }, engine.output()).toEqual({ status: "succeeded", result, error: null });
   expect(run.steps.filter((s) => s.status !== "succeeded")).toEqual([]);
   expect(running(dirs)).toEqual({ runs: 0, steps: 0 });
   return run;
@@ -326,5 +341,34 @@ describe("kill -9 of the engine running a sync while a second engine runs on the
     expect(received(sim)).toEqual({ batches: once({ "2#1": 2 }), ticketsTwice: range(151, 200), distinct: TICKETS });
     expect(attemptsOf(run)).toMatchObject({ "upsert page 2#0": 1, "upsert page 2#1": 2, "upsert page 3#0": 1 });
     expect(survivor.child.exitCode).toBeNull();
+  });
+});
+
+describe("the halopsa_sync example, killed halfway for one of its two orgs", { timeout: 120_000 }, () => {
+  it("both orgs' runs finish after the restart, the cursor is saved once per org, and the next run syncs only what changed", async () => {
+    const { sim, dirs, first, key } = await fresh();
+    const held = sim.hold((r) => r.kind === "upsert" && r.org === "contoso" && r.batch === "2#0");
+    const contoso = await trigger(first, key, sim, "halopsa_sync", "contoso");
+    const fabrikam = await trigger(first, key, sim, "halopsa_sync", "fabrikam");
+    await crashWhenArrived(first, held);
+    expect(stateOf(dirs, "halopsa_sync", "contoso")).toEqual({});
+
+    const second = await startEngine(dirs);
+    const cursor = (org: string) => stateOf(dirs, "halopsa_sync", org).modifiedSince as string;
+    await expectSucceeded(dirs, second, key, contoso, { org: "contoso", since: null, synced: TICKETS, modifiedSince: expect.any(String) });
+    await expectSucceeded(dirs, second, key, fabrikam, { org: "fabrikam", since: null, synced: TICKETS, modifiedSince: expect.any(String) });
+    expect(received(sim, "contoso")).toEqual({ batches: once({ "2#0": 2 }), ticketsTwice: range(101, 150), distinct: TICKETS });
+    // fabrikam was wherever it was at the kill: at most its one batch in flight came twice.
+    const other = received(sim, "fabrikam");
+    const repeated = Object.entries(other.batches).filter(([, n]) => n !== 1);
+    expect(other.distinct).toBe(TICKETS);
+    expect(repeated.length <= 1 && repeated.every(([, n]) => n === 2), JSON.stringify(other.batches)).toBe(true);
+    for (const org of ["contoso", "fabrikam"]) expect(cursor(org)).toBe(sim.tickets(org).at(-1)!.lastupdate);
+
+    // The cursor at work: 20 tickets change, and the next contoso run pages through those only.
+    const since = cursor("contoso");
+    sim.touch("contoso", 20);
+    const next = await trigger(second, key, sim, "halopsa_sync", "contoso");
+    await expectSucceeded(dirs, second, key, next, { org: "contoso", since, synced: 20, modifiedSince: sim.tickets("contoso")[19]!.lastupdate });
   });
 });
