@@ -12,6 +12,8 @@ export interface EngineConfig {
   host: string;
   /** @default http://localhost:<port> (BIFROST_PUBLIC_URL) */
   publicUrl: string;
+  /** Whether BIFROST_PUBLIC_URL was set: OAuth checks redirect URIs against a real public URL only. */
+  publicUrlSet: boolean;
   /** @default ./data (BIFROST_DATA_DIR) */
   dataDir: string;
   /** @default ./workflows (BIFROST_WORKFLOWS_DIR) */
@@ -92,6 +94,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<EngineConf
     port,
     host: env.BIFROST_HOST || "127.0.0.1",
     publicUrl,
+    publicUrlSet: Boolean(env.BIFROST_PUBLIC_URL?.trim()),
     dataDir: resolve(env.BIFROST_DATA_DIR || "./data"),
     workflowsDir: resolve(env.BIFROST_WORKFLOWS_DIR || "./workflows"),
     databaseUrl: env.DATABASE_URL || undefined,

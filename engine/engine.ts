@@ -22,6 +22,7 @@ import { assertReplay } from "./idempotency/replay.js";
 import { keyFileTooOpen, openSecretBox, type SecretBox } from "./secrets/key.js";
 import { Webhooks } from "./webhooks/webhooks.js";
 import { Scheduling, type SchedulingOptions } from "./scheduler/scheduling.js";
+import { OAuth, type OAuthOptions } from "./oauth/oauth.js";
 
 export interface TriggerInput {
   params?: unknown;
@@ -44,6 +45,8 @@ export interface EngineDeps {
   scheduling?: SchedulingOptions;
   /** ctx.http: name resolution, OAuth connections, jitter (tests inject them). */
   http?: HttpServiceOptions;
+  /** OAuth knobs (tests shorten the refresh skew and lease, inject the doctor's probe). */
+  oauth?: Pick<OAuthOptions, "connections" | "probe">;
 }
 
 /** setTimeout's upper bound; longer delays fire at once. */
@@ -73,6 +76,8 @@ export class Engine {
     readonly secrets: SecretBox,
     /** ctx.http's host gates, agent and connections, shared by every run of this engine. */
     readonly http: HttpService,
+    /** OAuth providers, connections and the doctor; its connections give ctx.http and ctx.oauth their tokens. */
+    readonly oauth: OAuth,
     schedulingOptions: SchedulingOptions = {},
   ) {
     this.events = new EngineEvents((event, err) => logger.error({ err, event }, "engine event listener threw"));
@@ -108,6 +113,7 @@ export class Engine {
       sandboxLimits: this.sandboxLimits,
       hostLimits,
       http,
+      oauth: oauth.connections,
     };
     this.runner = new Runner(storage, (run, signals) => executeRun(run, signals, execDeps), logger, {
       owner: config.owner,
@@ -117,7 +123,7 @@ export class Engine {
       now,
       events: this.events,
     });
-    this.scheduling = new Scheduling({ storage, registry: this.registry, events: this.events, logger, now, dataDir: config.dataDir, nudge: () => this.runner.nudge() }, schedulingOptions);
+    this.scheduling = new Scheduling({ storage, registry: this.registry, events: this.events, logger, now, dataDir: config.dataDir, nudge: () => this.runner.nudge(), refreshTokens: (keys) => oauth.connections.refreshDue(keys), tokenSkewMs: oauth.connections.refreshSkew }, schedulingOptions);
   }
 
   /** Opens storage (migrating it) and loads stored and file workflows. Does not start running. */
@@ -133,7 +139,10 @@ export class Engine {
     }
     if (secrets.source.generated) logger.info({ file: secrets.source.name }, "created the secret key that seals stored secrets; back it up with the database");
     else if (secrets.source.kind === "file" && keyFileTooOpen(secrets.source.name)) logger.warn({ file: secrets.source.name }, "the secret key file can be read by other users: chmod 600 it");
-    const engine = new Engine(config, storage, logger, deps.now ?? Date.now, { ...DEFAULT_RUN_HOST_LIMITS, ...deps.hostLimits }, secrets, new HttpService(config.http, deps.http, deps.now ?? Date.now), deps.scheduling);
+    const now = deps.now ?? Date.now;
+    const oauth = new OAuth({ storage, secrets, logger, now, owner: config.owner, publicUrl: config.publicUrl, publicUrlSet: config.publicUrlSet, ...deps.oauth });
+    const http = new HttpService(config.http, { connections: oauth.connections, ...deps.http }, now);
+    const engine = new Engine(config, storage, logger, now, { ...DEFAULT_RUN_HOST_LIMITS, ...deps.hostLimits }, secrets, http, oauth, deps.scheduling);
     try {
       await engine.registry.loadStored();
       await engine.registry.loadDirectory();

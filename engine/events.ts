@@ -41,7 +41,7 @@ export interface ScheduleEventMap {
   /** This engine's view of a schedule changed (its next fire, or paused). */
   "schedule:changed": { workflow: string; org: string | null; nextFireAt: number | null; paused: boolean; reason: ScheduleChange };
   /** A maintenance job (engine/maintenance) ran: what it found. */
-  "maintenance:ran": { job: "lease-reaper" | "schedule-check"; found: number; at: number };
+  "maintenance:ran": { job: "lease-reaper" | "schedule-check" | "token-refresh"; found: number; at: number };
 }
 
 export type EngineEventName = keyof EngineEventMap;

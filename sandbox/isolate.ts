@@ -35,6 +35,9 @@ export interface HostCallError {
   message: string;
   /** Id under which the host recorded this fault; the guest carries it back if the error ends the run. */
   fault?: string;
+  /** A failure category and its fix (OAuth), for the workflow to read on the error it receives. */
+  category?: string;
+  fix?: string;
 }
 
 /**
@@ -85,6 +88,10 @@ function errorReply(bridge: Bridge, op: string, err: unknown): string {
     const e = bridge.onFault ? bridge.onFault(op, err) : defaultCallError(err);
     const error: HostCallError = { code: String(e.code), message: String(e.message) };
     if (typeof e.fault === "string") error.fault = e.fault;
+    if (typeof e.category === "string" && typeof e.fix === "string") {
+      error.category = e.category;
+      error.fix = e.fix;
+    }
     return JSON.stringify({ ok: false, error });
   } catch {
     return FAILED_CALL;

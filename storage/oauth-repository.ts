@@ -208,12 +208,17 @@ export function oauthRepository(db: Kysely<Database>): OAuthRepository {
       return Number(result.numUpdatedRows) > 0;
     },
     async recordFailure(provider, org, update, now) {
+      // A first authorization that failed leaves a connection without tokens, so the failure and
+      // its fix are where a person looks (connections list, diagnose).
+      const failure = { status: update.status, last_failure: JSON.stringify(update.failure), next_retry_at: update.nextRetryAt, updated_at: now };
       await db
-        .updateTable("oauth_connections")
-        .set({ status: update.status, last_failure: JSON.stringify(update.failure), failure_count: sql<number>`failure_count + 1`, next_retry_at: update.nextRetryAt, updated_at: now })
-        .where("provider", "=", provider)
-        .where("org", "=", orgKey(org))
+        .insertInto("oauth_connections")
+        .values({ ...ofConnection(provider, org), ...failure, scopes: "[]", failure_count: 1, created_at: now })
+        .onConflict((oc) => oc.columns(["provider", "org"]).doUpdateSet({ ...failure, failure_count: sql<number>`oauth_connections.failure_count + 1` }))
         .execute();
+    },
+    async releaseRefreshLease(provider, org, owner) {
+      await db.updateTable("oauth_connections").set({ refresh_owner: null, refresh_until: null }).where("provider", "=", provider).where("org", "=", orgKey(org)).where("refresh_owner", "=", owner).execute();
     },
     async removeConnection(provider, org) {
       const result = await db.deleteFrom("oauth_connections").where("provider", "=", provider).where("org", "=", orgKey(org)).executeTakeFirst();

@@ -465,8 +465,10 @@ export interface OAuthRepository {
    * refresh token (null keeps the old one), or the failure. False when the lease was lost.
    */
   finishRefresh(provider: string, org: string | null, owner: string, outcome: { tokens: OAuthTokens } | OAuthFailureUpdate, now: number): Promise<boolean>;
-  /** Records a failure outside a refresh (e.g. an API refused the token). */
-  recordFailure(provider: string, org: string | null, update: OAuthFailureUpdate, now: number): Promise<void>;
+  /** Records a failure outside a refresh (a failed authorization, an API that refused the token); creates the connection when it has none. */
+  recordFailure(provider: string, org: string | null, update: { status: string; failure: unknown; nextRetryAt: number | null }, now: number): Promise<void>;
+  /** Gives the refresh lease back without storing anything (another engine had refreshed already). */
+  releaseRefreshLease(provider: string, org: string | null, owner: string): Promise<void>;
   removeConnection(provider: string, org: string | null): Promise<boolean>;
   /** Connections worth refreshing now: healthy ones expiring before `before`, and refresh_failed ones due again. */
   dueForRefresh(before: number, now: number, limit: number): Promise<{ provider: string; org: string | null }[]>;

@@ -53,13 +53,38 @@ export interface WorkflowState {
   delete(key: string): Promise<boolean>;
 }
 
+/** A connection's token, fresh when handed out. It is a secret: the engine removes it from anything the run stores. */
+export interface OAuthConnection {
+  readonly provider: string;
+  readonly accessToken: string;
+  /** Usually "bearer". */
+  readonly tokenType: string;
+  readonly expiresAt: Date;
+  /** Seconds left when the token was handed out. */
+  readonly expiresIn: number;
+  /** The scopes the provider granted. */
+  readonly scopes: readonly string[];
+  isExpired(): boolean;
+  /** The Authorization header value, e.g. "Bearer eyJ…". */
+  getAuthHeader(): string;
+}
+
+export interface OAuthClient {
+  /**
+   * The connection of `provider` for the run's org, else the global one; refreshed first when it
+   * expires within the refresh skew (5 minutes). Fails at once, without calling the provider, when
+   * the connection needs a person (`needs_reauth`); the error has `code`, `category` and `fix`.
+   */
+  getConnection(provider: string): Promise<OAuthConnection>;
+}
+
 export type HttpMethod = "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS";
 
 export interface HttpOptions {
   /**
    * An OAuth connection ("HaloPSA") whose fresh token is sent as Authorization (the org's, else the
-   * global one); a 401 refreshes it once and repeats once. Not available in this release yet: it
-   * fails with CONNECTION_NOT_FOUND.
+   * global one); a 401 refreshes it once and repeats once. A connection that is missing fails with
+   * CONNECTION_NOT_FOUND, one that needs a person with OAUTH_NEEDS_REAUTH (with category and fix).
    */
   connection?: string;
   /** Request headers (names are case-insensitive; Host, Content-Length and framing headers are the engine's). */
@@ -128,6 +153,8 @@ export interface WorkflowContext {
   readonly http: HttpClient;
   /** Values kept per workflow and org across runs (the run's org; runs without an org share theirs). */
   readonly state: WorkflowState;
+  /** OAuth connections, configured in the engine (see the README's "OAuth"). */
+  readonly oauth: OAuthClient;
   /**
    * A durable step: `fn` runs once and its JSON result is committed. When the run resumes (after
    * a crash, a retry or a chunk timeout) run() starts again from the top and a finished step

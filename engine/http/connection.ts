@@ -20,11 +20,16 @@ export interface ConnectionProvider {
    * The value is a secret: ctx.http never logs it or hands it to the workflow.
    */
   authHeader(provider: string, org: string | null, options: AuthHeaderOptions): Promise<string>;
+  /**
+   * The API still refused the connection's token (401 after the refresh, or 403): the category
+   * and fix to put in the workflow's error; the provider keeps it as the connection's last failure.
+   */
+  apiRefused?(provider: string, org: string | null, answer: { status: number; wwwAuthenticate?: string }): Promise<{ category: string; fix: string }>;
 }
 
 /** The provider of an engine without OAuth connections: every `connection` is unknown. */
 export const NO_CONNECTIONS: ConnectionProvider = {
   async authHeader(provider) {
-    throw new BifrostError("CONNECTION_NOT_FOUND", `ctx.http was called with connection "${provider}", but this engine has no OAuth connections: they are not part of this release yet`);
+    throw new BifrostError("CONNECTION_NOT_FOUND", `ctx.http was called with connection "${provider}", but this engine was set up without OAuth connections`);
   },
 };

@@ -144,7 +144,8 @@ export class InvocationHttp {
       const verdict: RetryVerdict = answer.status >= 200 && answer.status <= 299 ? { retry: false } : retryVerdict(spec.method, { kind: "status", status: answer.status }, spec.idempotencyKey !== undefined);
       if (!verdict.retry) {
         gate.release(ticket, { kind: "answer", ...this.budgetOf(answer, now) });
-        return this.reply(spec, answer, verdict.reason);
+        const refusal = spec.connection && (answer.status === 401 || answer.status === 403) ? await this.refusal(spec.connection, answer) : undefined;
+        return this.reply(spec, answer, verdict.reason, refusal);
       }
       let wakeAt: number;
       if (verdict.rateLimited) {
@@ -174,8 +175,14 @@ export class InvocationHttp {
     if (problem) throw new BifrostError("HTTP_HOST_NOT_ALLOWED", `ctx.http refused ${describeUrl(url)}: ${problem}`, { details: { host: url.host } });
   }
 
-  private authHeader(connection: string, forceRefresh: boolean): Promise<string> {
-    return this.deps.service.connections.authHeader(connection, this.deps.run.org, { forceRefresh, signal: this.deps.signal });
+  private async authHeader(connection: string, forceRefresh: boolean): Promise<string> {
+    try {
+      return await this.deps.service.connections.authHeader(connection, this.deps.run.org, { forceRefresh, signal: this.deps.signal });
+    } catch (err) {
+      // The run's log says what went wrong with the connection and how to fix it; the error carries both too.
+      if (err instanceof BifrostError && err.category !== undefined) this.deps.log("error", "oauth failure", { connection, org: this.deps.run.org, code: err.code, category: err.category, fix: err.fix });
+      throw err;
+    }
   }
 
   private budgetOf(answer: Answer, now: number): { budget?: { remaining: number; resetAt: number } } {
@@ -261,11 +268,24 @@ export class InvocationHttp {
     return slept;
   }
 
-  private reply(spec: HttpRequestSpec, answer: Answer, notRetried: string | undefined): HttpReply {
+  /** A 401 or 403 that remained: the connection classifies it and keeps it as its last failure. */
+  private async refusal(connection: string, answer: Answer): Promise<{ category: string; fix: string } | undefined> {
+    const wwwAuthenticate = answer.headers["www-authenticate"];
+    const header = Array.isArray(wwwAuthenticate) ? wwwAuthenticate.join(", ") : wwwAuthenticate;
+    const provider = this.deps.service.connections;
+    if (!provider.apiRefused) return AUTH_CATEGORIES[answer.status];
+    try {
+      return await provider.apiRefused(connection, this.deps.run.org, { status: answer.status, ...(typeof header === "string" ? { wwwAuthenticate: header.slice(0, 2048) } : {}) });
+    } catch {
+      return AUTH_CATEGORIES[answer.status];
+    }
+  }
+
+  private reply(spec: HttpRequestSpec, answer: Answer, notRetried: string | undefined, refusal?: { category: string; fix: string }): HttpReply {
     const response = guestResponse(answer.status, answer.headers, answer.body);
     if (response.ok || !spec.throwOnError) return { response };
     const excerpt = bodyExcerpt(answer.body);
-    const auth = spec.connection ? AUTH_CATEGORIES[answer.status] : undefined;
+    const auth = refusal;
     const shown = excerpt.length > 200 ? `${excerpt.slice(0, 200)}…` : excerpt;
     const message = `${spec.method} ${describeUrl(spec.url)} answered ${answer.status}${shown ? `: ${shown}` : ""}${notRetried ? ` (not retried: ${notRetried})` : ""}`;
     const err = new BifrostError("HTTP_ERROR", message, { details: { status: answer.status, method: spec.method, host: spec.url.host, body: excerpt }, ...(auth ? { fix: auth.fix, category: auth.category } : {}) });

@@ -17,6 +17,8 @@ import type { Logger } from "../logger.js";
  *   fire; the scheduler reconciles them.
  * - `lease-reaper`: every `leaseReaperMs`: runs still "running" under a lease that ended; they go
  *   back to the queue (storage checks the expiry again) and the runner is woken.
+ * - `token-refresh`: every `tokenRefreshMs`: OAuth connections whose token expires within the next
+ *   interval plus the refresh skew, and failed refreshes due again; the connections refresh them.
  *
  * A worker thread costs about 50 ms of CPU per run, hence the minute between runs by default. The
  * jobs read SQLite with better-sqlite3 (the only database this release supports); PostgreSQL, when
@@ -38,6 +40,11 @@ export interface MaintenanceOptions {
   /** The schedule check's worker failed: what it would have reported must be handled without it. */
   onScheduleCheckFailed?: () => void;
   onExpiredLeases(ids: string[]): Promise<void>;
+  /** @default 60000 */
+  tokenRefreshMs?: number;
+  /** The OAuth refresh skew: a token expiring within it (plus one interval) is refreshed now. */
+  tokenSkewMs?: number;
+  onTokensDue?(keys: { provider: string; org: string | null }[]): Promise<void>;
 }
 
 const DEFAULT_INTERVAL_MS = 60_000;
@@ -47,7 +54,8 @@ const job = (name: string) => fileURLToPath(new URL(`./jobs/${name}.mjs`, import
 
 type JobMessage =
   | { kind: "schedules"; keys: { workflow: string; org: string | null }[]; at: number }
-  | { kind: "leases"; ids: string[]; at: number };
+  | { kind: "leases"; ids: string[]; at: number }
+  | { kind: "tokens"; keys: { provider: string; org: string | null }[]; at: number };
 
 export class Maintenance {
   private bree: Bree | undefined;
@@ -60,6 +68,7 @@ export class Maintenance {
     const o = this.options;
     const scheduleCheckMs = o.scheduleCheckMs ?? DEFAULT_INTERVAL_MS;
     const leaseReaperMs = o.leaseReaperMs ?? DEFAULT_INTERVAL_MS;
+    const tokenRefreshMs = o.tokenRefreshMs ?? DEFAULT_INTERVAL_MS;
     const common = { file: join(o.dataDir, SQLITE_FILE), clockOffsetMs: o.now() - Date.now(), limit: BATCH };
     const log = o.logger;
     this.bree = new Bree({
@@ -73,6 +82,9 @@ export class Maintenance {
         // Overlaps the previous check a little, so that a change made just as it ran is not missed.
         { name: "schedule-check", path: job("schedule-check"), timeout: 0, interval: scheduleCheckMs, worker: { workerData: { ...common, sinceMs: scheduleCheckMs + 5_000, graceMs: o.graceMs } } },
         { name: "lease-reaper", path: job("lease-reaper"), timeout: leaseReaperMs, interval: leaseReaperMs, worker: { workerData: common } },
+        ...(o.onTokensDue
+          ? [{ name: "token-refresh", path: job("token-refresh"), timeout: tokenRefreshMs, interval: tokenRefreshMs, worker: { workerData: { ...common, windowMs: tokenRefreshMs + (o.tokenSkewMs ?? 300_000) } } }]
+          : []),
       ],
       workerMessageHandler: ({ name, message }) => {
         if (message === "done" || typeof message !== "object" || message === null) return;
@@ -101,9 +113,11 @@ export class Maintenance {
   private async handle(name: string, message: JobMessage): Promise<void> {
     try {
       if (message.kind === "schedules") await this.options.onSchedules(message.keys);
+      else if (message.kind === "tokens") await this.options.onTokensDue?.(message.keys);
       else await this.options.onExpiredLeases(message.ids);
-      const found = message.kind === "schedules" ? message.keys.length : message.ids.length;
-      this.options.events.emit("maintenance:ran", { job: message.kind === "schedules" ? "schedule-check" : "lease-reaper", found, at: message.at });
+      const found = message.kind === "leases" ? message.ids.length : message.keys.length;
+      const job = message.kind === "schedules" ? "schedule-check" : message.kind === "tokens" ? "token-refresh" : "lease-reaper";
+      this.options.events.emit("maintenance:ran", { job, found, at: message.at });
     } catch (err) {
       this.options.logger.error({ err, job: name }, "acting on a maintenance job's findings failed; its next run finds them again");
     }

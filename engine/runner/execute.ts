@@ -1,3 +1,4 @@
+import { InvocationOAuth, type TokenSource } from "../oauth/ctx-oauth.js";
 import { WorkflowSandbox, type InvocationOutcome, type IsolatePool, type SandboxLimits } from "../../sandbox/index.js";
 import type { RunOutcome, RunRecord, Storage } from "../../storage/types.js";
 import { BifrostError, ERROR_CODES, type ErrorCode, type ErrorData } from "../../common/errors.js";
@@ -25,6 +26,8 @@ export interface ExecuteDeps {
   pool?: IsolatePool;
   /** ctx.http's shared state (host gates, agent, connections); without it ctx.http is refused. */
   http?: HttpService;
+  /** ctx.oauth's tokens; without it ctx.oauth is refused. */
+  oauth?: TokenSource;
 }
 
 /** What one invocation decided for the run. */
@@ -141,6 +144,15 @@ async function invoke(run: RunRecord, workflow: RegisteredWorkflow, host: RunHos
     recordFault: (err) => host.recordFault("http.request", err),
   });
   if (http) host.useHttp(http);
+  if (deps.oauth) {
+    host.useOAuth(new InvocationOAuth({
+      tokens: deps.oauth,
+      org: run.org,
+      signal: AbortSignal.any([invocationSignal, ended.signal]),
+      log: (level, msg, data) => host.append(level, msg, data),
+      onSecret: (secret) => host.redactor.add(secret),
+    }));
+  }
   let outcome: InvocationOutcome;
   let sandbox: WorkflowSandbox | undefined;
   const onStop = () => void sandbox?.signalAbort(String(signals.stop.reason ?? "engine stopping"));
@@ -207,7 +219,7 @@ function decide(
     case "returned": {
       const problem = host.resultProblem(outcome.value);
       if (problem) return fail(run, workflow, host, problem, at);
-      return finish("succeeded", null, at, outcome.value);
+      return finish("succeeded", null, at, host.redactor.value(outcome.value));
     }
     case "threw": {
       // The engine asked the run to stop and it ended by throwing: whatever it threw, it resumes.

@@ -5,6 +5,8 @@ import { capString } from "../../common/json-bounds.js";
 import type { EngineEvents } from "../events.js";
 import type { Logger } from "../logger.js";
 import type { InvocationHttp } from "../http/invocation.js";
+import type { InvocationOAuth } from "../oauth/ctx-oauth.js";
+import { SecretRedactor } from "./secret-redactor.js";
 import { HostFaults, storageFault } from "./faults.js";
 import { boundLogData, resultProblem } from "./result-bounds.js";
 import { RunState } from "./run-state.js";
@@ -69,6 +71,10 @@ export class RunHost {
   committedSteps = 0;
   /** ctx.http of this invocation (set by the executor, which knows its deadline and how it may yield). */
   private http: InvocationHttp | undefined;
+  /** ctx.oauth of this invocation (set by the executor). */
+  private oauth: InvocationOAuth | undefined;
+  /** Tokens handed to the guest: replaced in everything the run stores. */
+  readonly redactor = new SecretRedactor();
   lastFailedStep: { name: string; message: string } | undefined;
 
   constructor(
@@ -116,6 +122,9 @@ export class RunHost {
       case "http.request":
         if (!this.http) throw new BifrostError("VALIDATION_FAILED", "ctx.http is not available here");
         return this.http.request(args);
+      case "oauth.getConnection":
+        if (!this.oauth) throw new BifrostError("VALIDATION_FAILED", "ctx.oauth is not available here");
+        return this.oauth.getConnection(args);
       case "state.get":
       case "state.set":
       case "state.delete":
@@ -133,6 +142,10 @@ export class RunHost {
     this.http = http;
   }
 
+  useOAuth(oauth: InvocationOAuth): void {
+    this.oauth = oauth;
+  }
+
   /** Records a fault the guest learns of in a reply's value (ctx.http's error answers), and returns its id. */
   recordFault(op: string, err: BifrostError): string {
     return this.faults.record(op, err).id;
@@ -144,7 +157,12 @@ export class RunHost {
     if (fault.error.code === "INTERNAL" || fault.error.code === "STORAGE_UNAVAILABLE" || fault.error.code === "LEASE_LOST") {
       this.log.warn({ op, code: fault.error.code, err: fault.error.message }, "a host call of the run failed");
     }
-    return { code: fault.error.code, message: fault.error.message, fault: fault.id };
+    const reply: { code: string; message: string; fault: string; category?: string; fix?: string } = { code: fault.error.code, message: fault.error.message, fault: fault.id };
+    if (fault.error.category !== undefined && fault.error.fix !== undefined) {
+      reply.category = fault.error.category;
+      reply.fix = fault.error.fix;
+    }
+    return reply;
   };
 
   /**
@@ -157,7 +175,7 @@ export class RunHost {
       ? { ...fault.error }
       : { code: "WORKFLOW_ERROR", message: e.message || e.name, fix: ERROR_CODES.WORKFLOW_ERROR.hint, details: e.code === undefined ? { name: e.name } : { name: e.name, code: e.code } };
     if (e.stack) error.stack = e.stack;
-    return error;
+    return this.redactor.value(error);
   }
 
   /** Why the run's result cannot be stored, decided here on the parsed value. */
@@ -189,10 +207,11 @@ export class RunHost {
       data = undefined;
       step = undefined;
     }
-    // Cut in characters first, so measuring a huge string in bytes costs nothing.
-    msg = capString(msg, maxLogMessageBytes + 1, "");
+    // Cut in characters first, so measuring a huge string in bytes costs nothing; the margin keeps
+    // a token that straddles the first cut whole until it is redacted.
+    msg = this.redactor.text(capString(msg, maxLogMessageBytes + 1 + this.redactor.longest, ""));
     if (Buffer.byteLength(msg) > maxLogMessageBytes) msg = `${Buffer.from(msg).subarray(0, maxLogMessageBytes).toString()}… [truncated]`;
-    if (data !== undefined) data = boundLogData(data, maxLogDataBytes);
+    if (data !== undefined) data = boundLogData(this.redactor.value(data), maxLogDataBytes);
     this.seq += 1;
     const line: LogRecord = { runId: this.run.id, seq: this.seq, ts: this.deps.now(), level, msg };
     if (data !== undefined) line.data = data;
@@ -263,7 +282,7 @@ export class RunHost {
     if (args.ok === true) {
       const problem = resultProblem(args.result, this.deps.limits.maxResultBytes, `the result of step "${name}"`);
       if (problem) throw problem;
-      await this.store(`the result of step "${name}"`, () => this.deps.storage.steps.finish(this.lease, name, { status: "succeeded", result: args.result ?? null, finishedAt }));
+      await this.store(`the result of step "${name}"`, () => this.deps.storage.steps.finish(this.lease, name, { status: "succeeded", result: this.redactor.value(args.result ?? null), finishedAt }));
       this.steps.set(name, "ended");
       this.committedSteps += 1;
       this.deps.events.emit("step:finished", { runId: this.run.id, name, status: "succeeded" });

@@ -15,6 +15,8 @@ export interface SchedulingOptions {
   scheduleCheckMs?: number;
   /** @default 60000 */
   leaseReaperMs?: number;
+  /** @default 60000 */
+  tokenRefreshMs?: number;
   timers?: Timers;
 }
 
@@ -27,6 +29,9 @@ export interface SchedulingDeps {
   dataDir: string;
   /** The runner: work was queued. */
   nudge: () => void;
+  /** OAuth: refreshes the connections the token-refresh job found due (their token expires within `tokenSkewMs` plus an interval). */
+  refreshTokens?: (keys: { provider: string; org: string | null }[]) => Promise<void>;
+  tokenSkewMs?: number;
 }
 
 /**
@@ -53,6 +58,9 @@ export class Scheduling {
       graceMs,
       ...(options.scheduleCheckMs === undefined ? {} : { scheduleCheckMs: options.scheduleCheckMs }),
       ...(options.leaseReaperMs === undefined ? {} : { leaseReaperMs: options.leaseReaperMs }),
+      ...(options.tokenRefreshMs === undefined ? {} : { tokenRefreshMs: options.tokenRefreshMs }),
+      ...(deps.refreshTokens ? { onTokensDue: deps.refreshTokens } : {}),
+      ...(deps.tokenSkewMs === undefined ? {} : { tokenSkewMs: deps.tokenSkewMs }),
       onSchedules: (keys) => this.scheduler.reconcileKeys(keys),
       onScheduleCheckFailed: () => this.scheduler.releaseDeferred(),
       onExpiredLeases: async (ids) => {

@@ -78,6 +78,9 @@
     err.name = "BifrostError";
     err.code = typeof error.code === "string" ? error.code : "INTERNAL";
     if (typeof error.fault === "string") err.fault = error.fault;
+    // OAuth failures say what kind they are and how to fix them (the host's words).
+    if (typeof error.category === "string") err.category = error.category;
+    if (typeof error.fix === "string") err.fix = error.fix;
     return err;
   }
 
@@ -246,6 +249,27 @@
     });
   }
 
+  // ctx.oauth: the host resolves the run's org connection (else the global one), refreshes it when
+  // it expires within the refresh skew, and hands back a copy of the token.
+  function makeOAuth() {
+    async function getConnection(provider) {
+      const c = await call("oauth.getConnection", { provider: typeof provider === "string" ? cut(provider, 128) : null });
+      const expiresAt = new Date(c.expiresAt);
+      const header = `${String(c.tokenType).toLowerCase() === "bearer" ? "Bearer" : c.tokenType} ${c.accessToken}`;
+      return freeze({
+        provider: c.provider,
+        accessToken: c.accessToken,
+        tokenType: c.tokenType,
+        expiresAt,
+        expiresIn: Math.max(0, Math.floor((c.expiresAt - Date.now()) / 1000)),
+        scopes: freeze([...c.scopes]),
+        isExpired: () => Date.now() >= c.expiresAt,
+        getAuthHeader: () => header,
+      });
+    }
+    return freeze({ getConnection });
+  }
+
   // Step names are validated by the host (step.begin); only a bounded prefix is ever sent.
   function stepName(name) {
     return typeof name === "string" ? cut(name, MAX_STEP_NAME) : null;
@@ -289,6 +313,7 @@
       run: freeze({ ...input.run }),
       log: makeLog(),
       http: makeHttp(),
+      oauth: makeOAuth(),
       state: makeState(),
       step,
       chunks,

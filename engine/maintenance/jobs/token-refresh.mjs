@@ -1,0 +1,25 @@
+// Bree job "token-refresh" (a worker thread; see engine/maintenance/maintenance.ts). It finds OAuth
+// connections whose token expires within the window, and those whose last refresh failed for a
+// transient reason and are due again, on its own read-only connection, and posts them back; the
+// engine refreshes each one (under the connection's refresh lease, so two engines never both do).
+// A connection that sits unused for weeks thus keeps a live refresh token. It writes nothing.
+import { parentPort, workerData } from "node:worker_threads";
+import Database from "better-sqlite3";
+
+const { file, clockOffsetMs, limit, windowMs } = workerData;
+const now = Date.now() + clockOffsetMs;
+const db = new Database(file, { readonly: true, fileMustExist: true });
+try {
+  db.pragma("busy_timeout = 5000");
+  const rows = db
+    .prepare(
+      `select provider, org from oauth_connections
+       where (status = 'healthy' and expires_at < ?) or (status = 'refresh_failed' and (next_retry_at is null or next_retry_at <= ?))
+       order by expires_at limit ?`,
+    )
+    .all(now + windowMs, now, limit);
+  parentPort.postMessage({ kind: "tokens", keys: rows.map((r) => ({ provider: r.provider, org: r.org === "" ? null : r.org })), at: now });
+} finally {
+  db.close();
+}
+parentPort.postMessage("done");
