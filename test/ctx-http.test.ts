@@ -392,10 +392,10 @@ describe("allow-lists", () => {
 });
 
 describe("connections", () => {
-  it("fails with CONNECTION_NOT_FOUND while the engine has no OAuth connections", async () => {
+  it("fails with CONNECTION_NOT_FOUND, before sending anything, for a provider that is not connected", async () => {
     const url = route("/needs-auth", json(200, {}));
     const r = await call(h, "GET", url, { connection: "HaloPSA" });
-    expect(r.error).toMatchObject({ code: "CONNECTION_NOT_FOUND", message: expect.stringContaining('connection "HaloPSA"') });
+    expect(r.error).toMatchObject({ code: "CONNECTION_NOT_FOUND", message: expect.stringContaining('"HaloPSA"') });
     expect(server.to("/needs-auth")).toHaveLength(0);
   });
 
