@@ -73,6 +73,7 @@ export const ERROR_CODES = {
   // ctx.state
   STATE_INVALID: { status: 500, hint: "Name ctx.state keys with 1 to 128 letters, digits, \"_\", \".\", \":\" or \"-\" (starting with a letter or digit) and store JSON values (objects, arrays, strings, numbers, booleans, null); remove a key with ctx.state.delete(key)." },
   STATE_TOO_LARGE: { status: 500, hint: "Keep ctx.state small (by default a value is at most 64 KB of JSON, and a workflow keeps at most 1,000 keys per org): store a cursor, a token or a time there, not the data itself, and delete keys that are no longer needed." },
+  STATE_NOT_FOUND: { status: 404, hint: "List the workflow's state keys with GET /api/workflows/:name/state?org=<org> (without org: the runs without an org); a key exists once a run stored it with ctx.state.set.", cli: "List the workflow's state keys with `bifrost state list <workflow> --org <org>` (without --org: the runs without an org); a key exists once a run stored it with ctx.state.set." },
   // run control (cancel, retry)
   RUN_NOT_CANCELLABLE: { status: 409, hint: "The run has already finished: nothing is left to cancel. Retry it (POST /api/runs/:id/retry) or trigger a new run to do the work again.", cli: "The run has already finished: nothing is left to cancel. Retry it with `bifrost runs retry <run-id>` or start a new one with `bifrost run <workflow>`." },
   RUN_NOT_RETRYABLE: { status: 409, hint: "Only a failed, timed-out or cancelled run can be retried: wait for a queued or running run to end; trigger a new run to repeat one that succeeded." },

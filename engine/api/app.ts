@@ -16,6 +16,7 @@ import { runControlRoutes } from "./routes/run-control.js";
 import { runRoutes } from "./routes/runs.js";
 import { oauthRoutes } from "./routes/oauth.js";
 import { scheduleRoutes } from "./routes/schedules.js";
+import { stateRoutes } from "./routes/state.js";
 import { workflowRoutes } from "./routes/workflows.js";
 
 export interface AppOptions {
@@ -57,6 +58,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(workflowRoutes(engine));
   await app.register(runRoutes(engine));
   await app.register(scheduleRoutes(engine));
+  await app.register(stateRoutes(engine));
   await app.register(webhookRoutes(engine));
   await app.register(hookRoutes(engine));
   await app.register(runControlRoutes(engine));

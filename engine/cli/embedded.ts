@@ -43,6 +43,16 @@ export async function withStorage<T>(fn: (storage: Storage) => Promise<T>): Prom
   }
 }
 
+/** Runs `fn` on an engine opened for one command (never started), and stops it whatever happens. */
+export async function withEngine<T>(openEngine: () => Promise<Engine>, fn: (engine: Engine) => Promise<T>): Promise<T> {
+  const engine = await openEngine();
+  try {
+    return await fn(engine);
+  } finally {
+    await engine.stop(0);
+  }
+}
+
 /** GET /api/workflows, and `workflows list` embedded: the same view either way. */
 export type WorkflowListing = ReturnType<typeof workflowListView>;
 /** What the warning needs of a workflow (the API's workflow view has it). */

@@ -10,6 +10,7 @@ import { listWorkflowsCommand } from "./workflows-list.js";
 import { firstKeyText, keysCommand } from "./keys.js";
 import { webhooksCommand } from "./webhooks.js";
 import { schedulesCommand } from "./schedules.js";
+import { stateCommand } from "./state.js";
 import { deployCommand } from "./deploy.js";
 
 const USAGE = `bifrost — workflow engine
@@ -41,6 +42,12 @@ Usage:
                                          stop firing (nothing accumulates) or fire again from now on
   bifrost schedules trigger <workflow> [--org ORG]
                                          fire now: one run per org, trigger "schedule"
+  bifrost state list <workflow> [--org ORG]
+                                         a workflow's ctx.state keys and values for one org (none: no org)
+  bifrost state get <workflow> <key> [--org ORG]
+                                         one value, as JSON on stdout
+  bifrost state delete <workflow> <key> [--org ORG]
+                                         reset a key: the next run that reads it finds nothing
 
 Options:
   --json     machine-readable output on stdout
@@ -48,7 +55,7 @@ Options:
 
 Environment: BIFROST_DATA_DIR (./data), BIFROST_WORKFLOWS_DIR (./workflows), BIFROST_PORT, BIFROST_HOST,
 LOG_LEVEL, BIFROST_CONCURRENCY; see the README for the rest. With BIFROST_URL and BIFROST_API_KEY set,
-run, workflows list, schedules and the runs commands talk to that server instead of the local data directory.`;
+run, workflows list, schedules, state and the runs commands talk to that server instead of the local data directory.`;
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const err = (text: string) => process.stderr.write(`${text}\n`);
@@ -112,6 +119,8 @@ async function main(argv: string[]): Promise<number> {
       return webhooksCommand(sub, rest, args.values, openCliEngine);
     case "schedules":
       return schedulesCommand(sub, rest, args.values, openCliEngine);
+    case "state":
+      return stateCommand(sub, rest, args.values, openCliEngine);
     default:
       return usage(`unknown command "${command}"`);
   }

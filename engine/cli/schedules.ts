@@ -3,6 +3,7 @@ import { scheduleView } from "../api/routes/schedules.js";
 import { runView } from "../api/views.js";
 import type { Engine } from "../engine.js";
 import { clientFromEnv, type ApiClient } from "./client.js";
+import { withEngine as embedded } from "./embedded.js";
 import { dim, statusText, table, yellow } from "./format.js";
 
 /**
@@ -66,15 +67,6 @@ function filters(options: SchedulesOptions): { workflow?: string; org?: string }
 
 async function listFromServer(client: ApiClient, options: SchedulesOptions): Promise<ScheduleItem[]> {
   return (await client.get<{ items: ScheduleItem[] }>("/api/schedules", filters(options))).items;
-}
-
-async function embedded<T>(openEngine: () => Promise<Engine>, fn: (engine: Engine) => Promise<T>): Promise<T> {
-  const engine = await openEngine();
-  try {
-    return await fn(engine);
-  } finally {
-    await engine.stop(0);
-  }
 }
 
 function printList(items: ScheduleItem[], json: boolean): void {
