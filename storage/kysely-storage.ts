@@ -1,6 +1,7 @@
 import { Migrator, sql, type ExpressionBuilder, type Kysely, type Selectable, type UpdateQueryBuilder, type UpdateResult } from "kysely";
 import { BifrostError, ERROR_CODES, type ErrorData } from "../common/errors.js";
 import { keyRepository } from "./keys-repository.js";
+import { chunkRepository } from "./chunks-repository.js";
 import { leaseRepository } from "./leases-repository.js";
 import { oauthRepository } from "./oauth-repository.js";
 import { scheduleRepository } from "./schedules-repository.js";
@@ -113,6 +114,7 @@ export class KyselyStorage implements Storage {
   readonly workflowVersions: ReturnType<typeof workflowVersionRepository>;
   readonly runs: RunRepository;
   readonly steps: StepRepository;
+  readonly chunks: ReturnType<typeof chunkRepository>;
   readonly logs: LogRepository;
   readonly keys: KeyRepository;
   readonly webhookSecrets: ReturnType<typeof webhookSecretRepository>;
@@ -132,6 +134,7 @@ export class KyselyStorage implements Storage {
     this.workflowVersions = workflowVersionRepository(db);
     this.runs = runRepository(db, dialect);
     this.steps = stepRepository(db);
+    this.chunks = chunkRepository(db);
     this.logs = logRepository(db);
     this.keys = keyRepository(db);
     this.webhookSecrets = webhookSecretRepository(db);
@@ -223,7 +226,7 @@ export const underLease = (db: Db, lease: Lease) =>
   db.selectFrom("runs").select("id").where("id", "=", lease.runId).where("lease_owner", "=", lease.owner).where("lease_token", "=", lease.token).where("status", "=", "running");
 
 /** Runs `write` in a transaction that first checks the lease, so a stale owner writes nothing. */
-async function fenced<T>(db: Db, lease: Lease, write: (trx: Db) => Promise<T>): Promise<T> {
+export async function fenced<T>(db: Db, lease: Lease, write: (trx: Db) => Promise<T>): Promise<T> {
   return db.transaction().execute(async (trx) => {
     if (!(await underLease(trx, lease).executeTakeFirst())) throw leaseLost(lease);
     return write(trx);
@@ -513,6 +516,11 @@ function stepRepository(db: Db): StepRepository {
           .where("name", "=", name)
           .execute(),
       );
+    },
+
+    async get(runId, name) {
+      const row = await db.selectFrom("steps").selectAll().where("run_id", "=", runId).where("name", "=", name).executeTakeFirst();
+      return row && toStep(row);
     },
 
     async listForRun(runId) {

@@ -270,6 +270,20 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    "0010_chunk_progress": {
+      async up(db: Kysely<unknown>) {
+        // How many chunks each ctx.chunks call of a run has, written when the call starts; how many
+        // are done is counted from its committed chunk steps, so the two can never disagree.
+        await db.schema
+          .createTable("run_chunks")
+          .addColumn("run_id", "text", (c) => c.notNull().references("runs.id").onDelete("cascade"))
+          .addColumn("name", "text", (c) => c.notNull())
+          .addColumn("total", "integer", (c) => c.notNull())
+          .addColumn("started_at", time, (c) => c.notNull())
+          .addPrimaryKeyConstraint("run_chunks_pk", ["run_id", "name"])
+          .execute();
+      },
+    },
   };
 }
 

@@ -65,6 +65,14 @@ export interface StepsTable {
   finished_at: number | null;
 }
 
+/** The size of each ctx.chunks call of a run (0010_chunk_progress). */
+export interface RunChunksTable {
+  run_id: string;
+  name: string;
+  total: number;
+  started_at: number;
+}
+
 export interface LogsTable {
   run_id: string;
   seq: number;
@@ -196,5 +204,6 @@ export interface Database {
   workflow_versions: WorkflowVersionsTable;
   runs: RunsTable;
   steps: StepsTable;
+  run_chunks: RunChunksTable;
   logs: LogsTable;
 }

@@ -214,7 +214,27 @@ export interface StepRepository {
   /** Finds the step, or records a new attempt of it (status running, attempts + 1). */
   begin(lease: Lease, name: string, now: number): Promise<StepRecord>;
   finish(lease: Lease, name: string, patch: { status: "succeeded" | "failed"; result?: unknown; error?: ErrorData | null; finishedAt: number }): Promise<void>;
+  /** One step's record, read without writing (ctx.sleep looks for its record before it decides). */
+  get(runId: string, name: string): Promise<StepRecord | undefined>;
   listForRun(runId: string): Promise<StepRecord[]>;
+}
+
+/** One ctx.chunks call of a run: how many chunks it has, and how many of them are committed. */
+export interface ChunkProgress {
+  name: string;
+  /** Committed chunk steps (`name#i`, status succeeded). */
+  done: number;
+  total: number;
+}
+
+export interface ChunkRepository {
+  /**
+   * Records that the run's ctx.chunks call `name` splits its items into `total` chunks (again on
+   * every resume: the call starts again). Fenced like step writes.
+   */
+  start(lease: Lease, name: string, total: number, now: number): Promise<void>;
+  /** The run's chunks calls in the order they first started, with their committed chunk counts. */
+  listForRun(runId: string): Promise<ChunkProgress[]>;
 }
 
 export interface LogRepository {
@@ -523,6 +543,7 @@ export interface Storage {
   readonly workflowVersions: WorkflowVersionRepository;
   readonly runs: RunRepository;
   readonly steps: StepRepository;
+  readonly chunks: ChunkRepository;
   readonly logs: LogRepository;
   migrate(): Promise<void>;
   /** Resolves when the database can be read and written now; throws STORAGE_UNAVAILABLE saying why not. */
