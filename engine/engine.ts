@@ -1,8 +1,9 @@
 import { basename } from "node:path";
 import { IsolatePool } from "../sandbox/index.js";
 import { openStorage } from "../storage/index.js";
-import { FINISHED_STATUSES, type LogQuery, type LogRecord, type RunFilter, type RunRecord, type RunTrigger, type StepRecord, type Storage } from "../storage/types.js";
+import { FINISHED_STATUSES, type LogQuery, type LogRecord, type RunFilter, type RunRecord, type RunTrigger, type Storage } from "../storage/types.js";
 import type { EngineConfig } from "./config.js";
+import type { RunDetail } from "./api/views.js";
 import { BifrostError, isBifrostError } from "../common/errors.js";
 import { createFirstAdminKey, type CreatedKey } from "./auth/key-store.js";
 import { inScope, ORG_PATTERN, type RunScope } from "./auth/org.js";
@@ -280,9 +281,14 @@ export class Engine {
     return run;
   }
 
-  async getRun(id: string, scope?: RunScope): Promise<{ run: RunRecord; steps: StepRecord[] }> {
+  async getRun(id: string, scope?: RunScope): Promise<{ run: RunRecord } & RunDetail> {
     const run = await this.requireRun(id, scope);
-    return { run, steps: await this.storage.steps.listForRun(id) };
+    return { run, ...(await this.runDetail(id)) };
+  }
+
+  /** A run's steps and chunk progress (`done/total` per ctx.chunks call), for its record. */
+  async runDetail(id: string): Promise<RunDetail> {
+    return { steps: await this.storage.steps.listForRun(id), chunks: await this.storage.chunks.listForRun(id) };
   }
 
   listRuns(filter: RunFilter): Promise<RunRecord[]> {

@@ -94,7 +94,7 @@ describe("sandbox isolation and limits", () => {
     expect(nodeEnv).toMatchObject({ status: "succeeded", result: "production" });
     expect(req.error?.message).toMatch(/^require\(\) is not available in a Bifrost workflow: import npm packages with `import` instead \(they are bundled/);
     expect(fetched.error?.message).toBe("fetch() is not available in a Bifrost workflow: use ctx.http.get(url, options) or ctx.http.request(method, url, options): requests run on the host, with retries and rate limits handled");
-    expect(timer.error?.message).toMatch(/^setTimeout\(\) is not available in a Bifrost workflow: use ctx\.sleep\(duration\) \(coming in a later release\)/);
+    expect(timer.error?.message).toMatch(/^setTimeout\(\) is not available in a Bifrost workflow: use await ctx\.sleep\(duration\) or await ctx\.sleepUntil\(date\)/);
     for (const run of [proc, env, req, fetched, timer]) expect(run).toMatchObject({ status: "failed", error: { code: "WORKFLOW_ERROR", details: { name: "TypeError" } } });
   });
 

@@ -145,6 +145,22 @@ export interface HttpClient {
   delete<T = unknown>(url: string, options?: HttpOptions): Promise<HttpResponse<T>>;
 }
 
+/** A step's own retry policy: the step alone is tried again, finished steps are not redone. */
+export interface StepRetry {
+  /** Total tries counting the first, 1 to 100; the step record's `attempts` shows how many were made. */
+  attempts: number;
+  /** Default "exponential" (delay, then twice as long each time). */
+  backoff?: "exponential" | "fixed";
+  /** Pause before the second try, default "1s". A pause under a second is spent in place; a longer one ends the invocation and the run resumes after it. */
+  delay?: Duration;
+  /** Upper bound of an exponential pause, default "1h". */
+  maxDelay?: Duration;
+}
+
+export interface StepOptions {
+  retry?: StepRetry;
+}
+
 export interface WorkflowContext {
   readonly run: RunInfo;
   /** Lines are stored with the run, in order, and mirrored to the engine log. */
@@ -161,9 +177,23 @@ export interface WorkflowContext {
    * returns its stored result without running. Names must be unique within a run.
    * The result passes through JSON: Dates become strings, undefined becomes null.
    */
-  step<T>(name: string, fn: () => T | Promise<T>): Promise<T>;
-  /** Splits `items` into chunks of `size`; each chunk is the durable step `name#i`. */
-  chunks<I, R>(name: string, items: readonly I[], options: { size: number }, fn: (batch: I[], index: number) => R | Promise<R>): Promise<R[]>;
+  step<T>(name: string, fn: () => T | Promise<T>, options?: StepOptions): Promise<T>;
+  /**
+   * Splits `items` into chunks of `size`; each chunk is the durable step `name#i` (with `retry`,
+   * each chunk is retried alone). The run record shows `done/total` per chunks call. A chunk cut
+   * off by a crash or a timeout runs again (at least once): make chunk bodies idempotent.
+   */
+  chunks<I, R>(name: string, items: readonly I[], options: { size: number } & StepOptions, fn: (batch: I[], index: number) => R | Promise<R>): Promise<R[]>;
+  /**
+   * Waits `duration` ("30s", "5m", "1h" or milliseconds; at most 7 days). From one second up the
+   * wait is durable: it is committed as the step record `sleep#n` (the run's n-th sleep, 0 first),
+   * the invocation ends and the run waits in the queue (status `queued`) until the wake time, then
+   * run() replays and the finished sleep returns at once. Shorter waits happen in place. A sleep
+   * that would wake after the run's `timeout` ends the run `timed_out` at once.
+   */
+  sleep(duration: Duration): Promise<void>;
+  /** Like `sleep`, until a time (a Date, an ISO time or epoch milliseconds); a past time returns at once. */
+  sleepUntil(date: Date | string | number): Promise<void>;
   /** When the current invocation will be stopped. */
   readonly deadline: Date;
   /**

@@ -79,6 +79,7 @@ const runProperties = {
   attempt: { type: "integer" },
   idempotencyKey: { type: nullable("string") },
   queuedAt: time,
+  runAt: time,
   startedAt: time,
   finishedAt: time,
   durationMs: { type: nullable("integer") },
@@ -88,7 +89,9 @@ const runProperties = {
 };
 
 export const run = object(runProperties);
-export const runWithSteps = object({ ...runProperties, steps: { type: "array", items: step } });
+/** Progress of one ctx.chunks call: committed chunks of its total. */
+const chunkProgress = object({ name: { type: "string" }, done: { type: "integer" }, total: { type: "integer" } });
+export const runWithSteps = object({ ...runProperties, steps: { type: "array", items: step }, chunks: { type: "array", items: chunkProgress } });
 export const accepted = object({ id: { type: "string", format: "uuid" }, status: { type: "string", enum: RUN_STATUSES } });
 export const runPage = object({ items: { type: "array", items: run }, nextCursor: { type: nullable("string") } });
 

@@ -1,4 +1,4 @@
-import type { LogRecord, RunRecord, StepRecord } from "../../storage/types.js";
+import type { ChunkProgress, LogRecord, RunRecord, StepRecord } from "../../storage/types.js";
 import type { ErrorData } from "../../common/errors.js";
 import type { RegisteredWorkflow, RegistrationProblem, WorkflowRegistry } from "../registry/registry.js";
 import { nextFireTime } from "../scheduler/cron.js";
@@ -28,7 +28,13 @@ export function stepView(s: StepRecord) {
   };
 }
 
-export function runView(r: RunRecord, steps?: StepRecord[]) {
+/** What the run record shows beside the run: its steps, and `done/total` of each ctx.chunks call. */
+export interface RunDetail {
+  steps: StepRecord[];
+  chunks: ChunkProgress[];
+}
+
+export function runView(r: RunRecord, detail?: RunDetail) {
   const view = {
     id: r.id,
     workflow: r.workflow,
@@ -42,6 +48,8 @@ export function runView(r: RunRecord, steps?: StepRecord[]) {
     attempt: r.attempt,
     idempotencyKey: r.idempotencyKey,
     queuedAt: iso(r.queuedAt),
+    // When a queued run is due: a sleeping run, or one waiting for a retry, is queued until then.
+    runAt: iso(r.runAt),
     startedAt: iso(r.startedAt),
     finishedAt: iso(r.finishedAt),
     durationMs: r.startedAt !== null && r.finishedAt !== null ? r.finishedAt - r.startedAt : null,
@@ -49,7 +57,7 @@ export function runView(r: RunRecord, steps?: StepRecord[]) {
     retryOf: r.retryOf ?? null,
     cancelRequestedAt: iso(r.cancelRequestedAt ?? null),
   };
-  return steps ? { ...view, steps: steps.map(stepView) } : view;
+  return detail ? { ...view, steps: detail.steps.map(stepView), chunks: detail.chunks.map((c) => ({ name: c.name, done: c.done, total: c.total })) } : view;
 }
 
 export type RunView = ReturnType<typeof runView>;

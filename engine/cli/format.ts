@@ -39,11 +39,15 @@ export interface PrintableRun {
   error: ErrorData | null;
   attempt: number;
   queuedAt: string | null;
+  /** When a queued run is due (absent from servers of older releases). */
+  runAt?: string | null;
   startedAt: string | null;
   finishedAt: string | null;
   durationMs: number | null;
   retryOf?: string | null;
   cancelRequestedAt?: string | null;
+  /** `done/total` of each ctx.chunks call (the run record's view; absent in run lists). */
+  chunks?: { name: string; done: number; total: number }[];
 }
 
 export interface PrintableStep {
@@ -86,11 +90,12 @@ export function runDetails(run: PrintableRun, steps: PrintableStep[]): string {
     `${run.workflow} ${dim(run.id)}`,
     `  status:    ${statusText(run.status)}${run.cancelRequestedAt && run.status === "running" ? yellow(`  (cancel requested ${run.cancelRequestedAt})`) : ""}`,
     `  trigger:   ${run.trigger}${run.org ? `  org: ${run.org}` : ""}  attempt: ${run.attempt}${run.retryOf ? `  retry of: ${run.retryOf}` : ""}`,
-    `  queued:    ${run.queuedAt ?? "-"}`,
+    `  queued:    ${run.queuedAt ?? "-"}${run.status === "queued" && run.runAt && Date.parse(run.runAt) > Date.now() ? dim(`  (waits until ${run.runAt}: a sleep or a retry's pause)`) : ""}`,
     `  started:   ${run.startedAt ?? "-"}`,
     `  finished:  ${run.finishedAt ?? "-"}  (${runDuration(run)})`,
     `  params:    ${JSON.stringify(run.params)}`,
   ];
+  for (const c of run.chunks ?? []) out.push(`  chunks ${c.name}: ${c.done}/${c.total}`);
   if (steps.length > 0) {
     out.push("  steps:");
     for (const s of steps) {

@@ -133,8 +133,7 @@ async function runEmbedded(options: RunCommandOptions, start: (engine: Engine) =
     for (const line of early.filter((l) => l.runId === run.id)) print(line);
     // Retries of a failed attempt run here too, unless a server process picks them up first.
     const finished = await engine.runHere(run.id, done ?? Promise.resolve());
-    const { steps } = await engine.getRun(run.id);
-    return finish(runView(finished, steps) as RunWithSteps, json);
+    return finish(runView(finished, await engine.runDetail(run.id)) as RunWithSteps, json);
   } finally {
     await engine.stop(0);
   }

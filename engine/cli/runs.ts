@@ -189,7 +189,7 @@ function storedSource(storage: Storage): RunsSource {
     if (!run) throw new BifrostError("RUN_NOT_FOUND", `No run with id "${id}"`, { details: { id } });
     return run;
   };
-  const withSteps = async (run: RunRecord) => runView(run, await storage.steps.listForRun(run.id)) as RunWithSteps;
+  const withSteps = async (run: RunRecord) => runView(run, { steps: await storage.steps.listForRun(run.id), chunks: await storage.chunks.listForRun(run.id) }) as RunWithSteps;
   return {
     async list(q) {
       const runs = await storage.runs.list({

@@ -30,6 +30,15 @@ export interface ExecuteDeps {
   oauth?: TokenSource;
 }
 
+/** Why the host ended the invocation itself: to resume the run at `at`, or to end it timed out. */
+interface YieldAt {
+  at: number;
+  reason: string;
+  /** The log line to write instead of the ctx.http one built from `reason`. */
+  line?: string;
+  timedOut?: ErrorData;
+}
+
 /** What one invocation decided for the run. */
 type Decision =
   | { kind: "finish"; outcome: RunOutcome }
@@ -123,9 +132,11 @@ async function invoke(run: RunRecord, workflow: RegisteredWorkflow, host: RunHos
   }
   const deadline = Math.min(runDeadline, now + definition.chunkTimeoutMs);
   // ctx.http may end the invocation early: a retry whose wait crosses the deadline in a run that
-  // committed a step resumes after the wait instead of failing.
+  // committed a step resumes after the wait instead of failing. So may the host for a durable
+  // ctx.sleep or a step retry's pause (`line` is then the whole log line), or to end the run
+  // timed_out for a sleep past the run's timeout.
   const yielded = new AbortController();
-  let yieldAt: { at: number; reason: string } | undefined;
+  let yieldAt: YieldAt | undefined;
   const invocationSignal = AbortSignal.any([signals.kill, yielded.signal]);
   // A call the workflow never awaited stops with the invocation instead of outliving its decision.
   const ended = new AbortController();
@@ -153,6 +164,20 @@ async function invoke(run: RunRecord, workflow: RegisteredWorkflow, host: RunHos
       onSecret: (secret) => host.redactor.add(secret),
     }));
   }
+  host.useInvocation({
+    deadline,
+    runDeadline,
+    signal: AbortSignal.any([invocationSignal, ended.signal]),
+    stopping: () => signals.stop.aborted,
+    yieldUntil: (at, line) => {
+      yieldAt ??= { at, reason: line, line };
+      yielded.abort("the run yields");
+    },
+    timeOut: (error) => {
+      yieldAt ??= { at: deps.now(), reason: error.message, timedOut: error };
+      yielded.abort("the run timed out");
+    },
+  });
   let outcome: InvocationOutcome;
   let sandbox: WorkflowSandbox | undefined;
   const onStop = () => void sandbox?.signalAbort(String(signals.stop.reason ?? "engine stopping"));
@@ -185,7 +210,7 @@ async function invoke(run: RunRecord, workflow: RegisteredWorkflow, host: RunHos
  */
 function decide(
   outcome: InvocationOutcome,
-  c: { run: RunRecord; workflow: RegisteredWorkflow; host: RunHost; signals: RunSignals; deadline: number; runDeadline: number; yieldAt: { at: number; reason: string } | undefined },
+  c: { run: RunRecord; workflow: RegisteredWorkflow; host: RunHost; signals: RunSignals; deadline: number; runDeadline: number; yieldAt: YieldAt | undefined },
   deps: ExecuteDeps,
 ): Decision {
   const { run, workflow, host } = c;
@@ -211,9 +236,13 @@ function decide(
   }
   switch (outcome.kind) {
     case "aborted": {
-      // Only ctx.http's yield gets here (see above): the host ended the invocation to wait.
-      const { at: runAt, reason } = c.yieldAt ?? { at, reason: "ctx.http yields" };
-      host.append("info", `${reason}; the run yields and resumes at ${new Date(runAt).toISOString()} from its last committed step`);
+      // Only the host's own yields get here (see above): it ended the invocation to wait, or to time out.
+      const { at: runAt, reason, line, timedOut } = c.yieldAt ?? { at, reason: "ctx.http yields" };
+      if (timedOut) {
+        host.append("error", timedOut.message);
+        return finish("timed_out", timedOut, at);
+      }
+      host.append("info", line ?? `${reason}; the run yields and resumes at ${new Date(runAt).toISOString()} from its last committed step`);
       return { kind: "requeue", reason: "resume", runAt, attempt: run.attempt, error: null };
     }
     case "returned": {
@@ -243,12 +272,23 @@ function decide(
         host.append("error", error.message);
         return finish("timed_out", error, at);
       }
-      if (c.deadline < c.runDeadline && host.committedSteps > 0) {
+      const chunkLimit = c.deadline < c.runDeadline;
+      if (chunkLimit && host.committedSteps > 0) {
         host.append("info", `invocation reached chunkTimeout (${formatDuration(definition.chunkTimeoutMs)}) after committing ${host.committedSteps} step(s); resuming from the last committed step`);
         return { kind: "requeue", reason: "resume", runAt: at, attempt: run.attempt, error: null, limit: "deadline" };
       }
-      const limit = c.deadline < c.runDeadline ? `chunkTimeout of ${formatDuration(definition.chunkTimeoutMs)} without committing a step` : `timeout of ${formatDuration(definition.timeoutMs)}`;
+      // A step that alone outlasted chunkTimeout: its own retry policy first, then the run's.
+      const stepRetry = chunkLimit ? host.retryOfRunningStep() : undefined;
+      if (stepRetry && at + stepRetry.delayMs < c.runDeadline) {
+        const { name, attempt, retry, delayMs } = stepRetry;
+        host.append("warn", `step "${name}" did not finish within chunkTimeout (${formatDuration(definition.chunkTimeoutMs)}) (attempt ${attempt} of ${retry.attempts}); trying it again in ${formatDuration(delayMs)} in a fresh invocation`, undefined, name);
+        const error = errorOf("RUN_TIMED_OUT", `step "${name}" did not finish within the chunkTimeout of ${formatDuration(definition.chunkTimeoutMs)}`, { step: name });
+        return { kind: "requeue", reason: "resume", runAt: at + delayMs, attempt: run.attempt, error, limit: "deadline" };
+      }
+      const limit = chunkLimit ? `chunkTimeout of ${formatDuration(definition.chunkTimeoutMs)} without committing a step` : `timeout of ${formatDuration(definition.timeoutMs)}`;
       const error = errorOf("RUN_TIMED_OUT", `the run exceeded its ${limit}`);
+      // The run's timeout is final; one invocation's chunkTimeout is retried as the run's policy says.
+      if (chunkLimit) return fail(run, workflow, host, error, at, "timed_out");
       host.append("error", error.message);
       return finish("timed_out", error, at);
     }
@@ -259,13 +299,18 @@ function decide(
   }
 }
 
-function fail(run: RunRecord, workflow: RegisteredWorkflow, host: RunHost, error: ErrorData, at: number): Decision {
+function fail(run: RunRecord, workflow: RegisteredWorkflow, host: RunHost, error: ErrorData, at: number, status: "failed" | "timed_out" = "failed"): Decision {
   const { retry } = workflow.definition;
-  if (run.attempt < retry.attempts) {
+  // A retry that would start after the run's timeout could only time out.
+  if (run.attempt < retry.attempts && (status === "failed" || at + retryDelayMs(retry, run.attempt + 1) < (run.startedAt ?? at) + workflow.definition.timeoutMs)) {
     const next = run.attempt + 1;
     const delay = retryDelayMs(retry, next);
     host.append("warn", `attempt ${run.attempt} of ${retry.attempts} failed: ${error.message}; retrying in ${formatDuration(delay)}`, { code: error.code });
     return { kind: "requeue", reason: "retry", runAt: at + delay, attempt: next, error };
+  }
+  if (status === "timed_out") {
+    host.append("error", error.message);
+    return finish("timed_out", error, at);
   }
   host.append("error", `run failed: ${error.message}`, { code: error.code, ...(error.step ? { step: error.step } : {}) });
   return finish("failed", error, at);

@@ -11,6 +11,10 @@ import { HostFaults, storageFault } from "./faults.js";
 import { boundLogData, resultProblem } from "./result-bounds.js";
 import { RunState } from "./run-state.js";
 import { DEFAULT_STATE_LIMITS, type StateLimits } from "../state/keys.js";
+import { retryDelayMs } from "./backoff.js";
+import { formatDuration } from "../duration.js";
+import type { RetryDefinition } from "../registry/definition.js";
+import { DURABLE_WAIT_MS, isSleepStepName, readStepRetry, sleepStepName, wakeTime } from "./waits.js";
 
 export interface RunHostLimits extends StateLimits {
   maxLogLines: number;
@@ -44,6 +48,43 @@ function isLogLevel(v: unknown): v is LogLevel {
   return typeof v === "string" && (LOG_LEVELS as readonly string[]).includes(v);
 }
 
+/**
+ * What the host may do to the invocation it serves (set by the executor, which knows its limits):
+ * wait in place until `deadline`, or end it for a wait that is longer (`yieldUntil`) or that would
+ * pass the run's `timeout` (`timeOut`).
+ */
+export interface InvocationControl {
+  /** When this invocation is stopped (its chunkTimeout, or the run's timeout if sooner). */
+  deadline: number;
+  /** When the run's `timeout` ends it. */
+  runDeadline: number;
+  /** Aborted when the invocation ends for any reason: a wait in place stops with it. */
+  signal: AbortSignal;
+  /** True once the engine asked the run to stop (shutdown): it resumes anyway, so nothing waits. */
+  stopping(): boolean;
+  /** Ends the invocation; the run is queued again and resumes at `at` from its last committed step. */
+  yieldUntil(at: number, line: string): void;
+  /** Ends the invocation and the run `timed_out` with this error. */
+  timeOut(error: ErrorData): void;
+}
+
+/** Errors that repeat whatever is tried again, or that decide the invocation themselves: no step retry. */
+const NOT_RETRIED = new Set(["LEASE_LOST", "STORAGE_UNAVAILABLE", "RESULT_TOO_LARGE", "RESULT_NOT_SERIALIZABLE", "STEP_INVALID", "STEP_RETRY_INVALID", "SLEEP_INVALID"]);
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function waitInPlace(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
 /** A step name the guest sent, for host-authored messages: valid, or not quoted at all. */
 function named(name: unknown, what: string): string {
   return typeof name === "string" && stepNameProblem(name) === undefined ? `${what}("${name}")` : what;
@@ -65,8 +106,16 @@ export class RunHost {
   private dropped = 0;
   private readonly log: Logger;
   private readonly faults = new HostFaults();
-  /** Steps this invocation began, and whether they ended (a name is usable once per invocation). */
-  private readonly steps = new Map<string, "running" | "ended">();
+  /**
+   * Steps this invocation began, and whether they ended (a name is usable once per invocation;
+   * `retrying`: it failed and its retry policy grants it another try now).
+   */
+  private readonly steps = new Map<string, "running" | "ended" | "retrying">();
+  /** Of the steps running or retrying here: their retry policy and the attempt their record counts. */
+  private readonly tries = new Map<string, { attempt: number; retry: RetryDefinition | undefined; startedAt: number }>();
+  /** ctx.sleep calls so far in this invocation: the n-th is the step record `sleep#n`. */
+  private sleeps = 0;
+  private invocation: InvocationControl | undefined;
   /** Steps committed during this invocation: a timed-out invocation that made progress may resume. */
   committedSteps = 0;
   /** ctx.http of this invocation (set by the executor, which knows its deadline and how it may yield). */
@@ -113,12 +162,13 @@ export class RunHost {
         if (typeof args.count === "number" && Number.isSafeInteger(args.count) && args.count > 0) this.dropped += args.count;
         return null;
       case "step.begin":
-        return this.beginStep(args.name, args.hasFn === true);
+        return this.beginStep(args.name, args.hasFn === true, args.options);
       case "step.end":
         return this.endStep(args);
       case "chunks.check":
-        this.checkChunks(args);
-        return null;
+        return this.checkChunks(args);
+      case "sleep":
+        return this.sleep(args);
       case "http.request":
         if (!this.http) throw new BifrostError("VALIDATION_FAILED", "ctx.http is not available here");
         return this.http.request(args);
@@ -144,6 +194,23 @@ export class RunHost {
 
   useOAuth(oauth: InvocationOAuth): void {
     this.oauth = oauth;
+  }
+
+  useInvocation(control: InvocationControl): void {
+    this.invocation = control;
+  }
+
+  /**
+   * The step that was running when the invocation was stopped, if it has a retry policy with tries
+   * left: a chunk that alone outlasts its chunkTimeout is tried again as its policy says.
+   */
+  retryOfRunningStep(): { name: string; attempt: number; retry: RetryDefinition; delayMs: number } | undefined {
+    for (const [name, state] of this.steps) {
+      const tried = this.tries.get(name);
+      if (state !== "running" || !tried?.retry || tried.attempt >= tried.retry.attempts) continue;
+      return { name, attempt: tried.attempt, retry: tried.retry, delayMs: retryDelayMs(tried.retry, tried.attempt + 1) };
+    }
+    return undefined;
   }
 
   /** Records a fault the guest learns of in a reply's value (ctx.http's error answers), and returns its id. */
@@ -258,22 +325,26 @@ export class RunHost {
     }
   }
 
-  private async beginStep(name: unknown, hasFn: boolean): Promise<{ done: boolean; result?: unknown }> {
+  private async beginStep(name: unknown, hasFn: boolean, options: unknown): Promise<{ done: boolean; result?: unknown }> {
     const problem = stepNameProblem(name);
     if (problem) throw new BifrostError("STEP_INVALID", `ctx.step(name, fn): ${problem}`);
     const stepName = name as string;
     if (!hasFn) throw new BifrostError("STEP_INVALID", `ctx.step("${stepName}", fn): fn must be a function`);
-    if (this.steps.has(stepName)) throw new BifrostError("STEP_INVALID", `step name "${stepName}" is used twice in one run; give each step a unique name`);
+    if (isSleepStepName(stepName)) throw new BifrostError("STEP_INVALID", `step name "${stepName}" is reserved for the records of ctx.sleep; give the step another name`);
+    const retry = readStepRetry(options, `ctx.step("${stepName}", fn, options)`);
+    const state = this.steps.get(stepName);
+    if (state !== undefined && state !== "retrying") throw new BifrostError("STEP_INVALID", `step name "${stepName}" is used twice in one run; give each step a unique name`);
     this.steps.set(stepName, "running");
     const step = await this.store(`step "${stepName}"`, () => this.deps.storage.steps.begin(this.lease, stepName, this.deps.now()));
     if (step.status === "succeeded") {
       this.steps.set(stepName, "ended");
       return { done: true, result: step.result };
     }
+    this.tries.set(stepName, { attempt: step.attempts, retry, startedAt: step.startedAt });
     return { done: false };
   }
 
-  private async endStep(args: Record<string, unknown>): Promise<null> {
+  private async endStep(args: Record<string, unknown>): Promise<{ retry: boolean } | null> {
     const { name } = args;
     if (typeof name !== "string" || this.steps.get(name) !== "running") {
       throw new BifrostError("STEP_INVALID", `${named(name, "step.end")}: the step is not running in this invocation`);
@@ -295,15 +366,101 @@ export class RunHost {
     await this.store(`the failure of step "${name}"`, () => this.deps.storage.steps.finish(this.lease, name, { status: "failed", error, finishedAt }));
     this.steps.set(name, "ended");
     this.deps.events.emit("step:finished", { runId: this.run.id, name, status: "failed" });
+    return { retry: await this.retryStep(name, error) };
+  }
+
+  /**
+   * Whether a failed step is tried again at once (after a short pause here). A longer pause is
+   * not spent holding the sandbox: the invocation ends and the run resumes when it is over, the
+   * failure and its attempt count being in the step record. false: the step's error is thrown.
+   */
+  private async retryStep(name: string, error: ErrorData): Promise<boolean> {
+    const tried = this.tries.get(name);
+    const inv = this.invocation;
+    if (!tried?.retry || !inv || tried.attempt >= tried.retry.attempts || NOT_RETRIED.has(error.code) || this.faults.storage || inv.stopping()) return false;
+    const { attempt, retry } = tried;
+    const delay = retryDelayMs(retry, attempt + 1);
+    const now = this.deps.now();
+    const at = now + delay;
+    if (at >= inv.runDeadline) {
+      this.append("warn", `step "${name}" failed (attempt ${attempt} of ${retry.attempts}): ${error.message}; not retried, the next try would start after the run's timeout`, undefined, name);
+      return false;
+    }
+    this.append("warn", `step "${name}" failed (attempt ${attempt} of ${retry.attempts}): ${error.message}; retrying in ${formatDuration(delay)}`, { code: error.code }, name);
+    // In place only if the next try has as long as this one took: one that failed for want of time
+    // (a ctx.http call cut at the deadline) gets a fresh invocation's budget instead.
+    if (delay < DURABLE_WAIT_MS && at + (now - tried.startedAt) < inv.deadline) {
+      await waitInPlace(delay, inv.signal);
+      this.steps.set(name, "retrying");
+      return !inv.signal.aborted;
+    }
+    inv.yieldUntil(at, `step "${name}" is tried again at ${new Date(at).toISOString()} (attempt ${attempt + 1} of ${retry.attempts}) in a fresh invocation; the run waits in the queue meanwhile`);
+    return false;
+  }
+
+  /**
+   * ctx.sleep / ctx.sleepUntil. A wait from DURABLE_WAIT_MS up is committed as the step record
+   * `sleep#n` (succeeded, its result and finishedAt the wake time) and ends the invocation; the
+   * run resumes at the wake time and the replayed call finds the record: it returns at once once
+   * that time has passed, and never starts the wait again. Shorter waits are spent here.
+   */
+  private async sleep(args: Record<string, unknown>): Promise<null> {
+    const inv = this.invocation;
+    if (!inv) throw new BifrostError("SLEEP_INVALID", "ctx.sleep is not available here");
+    const name = sleepStepName(this.sleeps++);
+    const now = this.deps.now();
+    let wake = wakeTime(args, now);
+    if (wake - now >= DURABLE_WAIT_MS || wake > inv.deadline) {
+      const step = await this.store(`the sleep "${name}"`, () => this.deps.storage.steps.get(this.run.id, name));
+      const stored = step?.status === "succeeded" ? (step.result as { wakeAt?: unknown } | null)?.wakeAt : undefined;
+      if (typeof stored === "number" && Number.isFinite(stored)) wake = stored;
+      else {
+        if (wake > inv.runDeadline) return this.sleepPastTimeout(name, wake, inv);
+        await this.store(`the sleep "${name}"`, async () => {
+          await this.deps.storage.steps.begin(this.lease, name, now);
+          await this.deps.storage.steps.finish(this.lease, name, { status: "succeeded", result: { wakeAt: wake }, finishedAt: wake });
+        });
+        this.committedSteps += 1;
+      }
+      this.steps.set(name, "ended");
+    }
+    const left = wake - this.deps.now();
+    if (left <= 0) return null;
+    if (wake > inv.runDeadline) return this.sleepPastTimeout(name, wake, inv);
+    if (left < DURABLE_WAIT_MS && wake <= inv.deadline) {
+      await waitInPlace(left, inv.signal);
+      return null;
+    }
+    inv.yieldUntil(wake, `sleeping until ${new Date(wake).toISOString()} (${name}); the run waits in the queue and resumes then`);
     return null;
   }
 
-  private checkChunks(args: Record<string, unknown>): void {
+  /** Nothing sleeps past the run's timeout: the run ends timed_out now, not when it would wake. */
+  private sleepPastTimeout(name: string, wake: number, inv: InvocationControl): null {
+    inv.timeOut({
+      code: "RUN_TIMED_OUT",
+      message: `ctx.sleep (${name}) would wake at ${new Date(wake).toISOString()}, after the run's timeout ends it at ${new Date(inv.runDeadline).toISOString()}`,
+      fix: "Raise the workflow's `timeout` above the sleep, or sleep less; a schedule suits waits longer than a run should last.",
+    });
+    return null;
+  }
+
+  /** Checks a ctx.chunks call and records how many chunks it has (the run record shows done/total). */
+  private async checkChunks(args: Record<string, unknown>): Promise<null> {
     const problem = stepNameProblem(args.name);
     if (problem) throw new BifrostError("STEP_INVALID", `ctx.chunks(name, items, { size }, fn): ${problem}`);
     const what = named(args.name, "ctx.chunks");
+    const name = args.name as string;
+    if (name === "sleep") throw new BifrostError("STEP_INVALID", `${what}: the name "sleep" is reserved (its chunk steps would be named like ctx.sleep's records); choose another`);
     if (args.items !== true) throw new BifrostError("STEP_INVALID", `${what}: items must be an array`);
     if (typeof args.size !== "number" || !Number.isInteger(args.size) || args.size < 1) throw new BifrostError("STEP_INVALID", `${what}: size must be a positive integer`);
     if (args.hasFn !== true) throw new BifrostError("STEP_INVALID", `${what}: fn must be a function`);
+    readStepRetry(args.options, `${what}: options`);
+    // An array's length: a guest array cannot be longer than 2^32 - 1.
+    const { count } = args;
+    if (typeof count !== "number" || !Number.isInteger(count) || count < 0 || count > 0xffffffff) throw new BifrostError("STEP_INVALID", `${what}: items must be an array`);
+    const total = Math.ceil(count / args.size);
+    await this.store(`the chunks of "${name}"`, () => this.deps.storage.chunks.start(this.lease, name, total, this.deps.now()));
+    return null;
   }
 }

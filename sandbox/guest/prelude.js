@@ -276,20 +276,26 @@
   }
 
   function makeCtx(input) {
-    async function step(name, fn) {
-      const begun = await call("step.begin", { name: stepName(name), hasFn: typeof fn === "function" });
-      if (begun.done) return begun.result;
-      currentSteps.push(name);
-      try {
-        const value = await fn();
-        const json = await resultJson(value, "step", name);
-        await callJson("step.end", `{"name":${stringify(name)},"ok":true,"result":${json}}`);
-        return parse(json);
-      } catch (err) {
-        await call("step.end", { name, ok: false, error: serializeError(err) }).catch(() => {});
-        throw err;
-      } finally {
-        currentSteps = currentSteps.filter((s) => s !== name);
+    // The host validates `options` ({ retry }) and decides every retry: after a failure it answers
+    // { retry: true } once it is time for the next try here (a longer pause ends the invocation).
+    async function step(name, fn, options) {
+      for (;;) {
+        const begun = await call("step.begin", { name: stepName(name), hasFn: typeof fn === "function", options: options === undefined ? null : options });
+        if (begun.done) return begun.result;
+        currentSteps.push(name);
+        let again = false;
+        try {
+          const value = await fn();
+          const json = await resultJson(value, "step", name);
+          await callJson("step.end", `{"name":${stringify(name)},"ok":true,"result":${json}}`);
+          return parse(json);
+        } catch (err) {
+          const ended = await call("step.end", { name, ok: false, error: serializeError(err) }).catch(() => null);
+          again = ended !== null && typeof ended === "object" && ended.retry === true;
+          if (!again) throw err;
+        } finally {
+          currentSteps = currentSteps.filter((s) => s !== name);
+        }
       }
     }
 
@@ -299,14 +305,25 @@
         options = {};
       }
       const size = options && options.size !== undefined ? options.size : 100;
-      await call("chunks.check", { name: stepName(name), items: Array.isArray(items), size: typeof size === "number" ? size : null, hasFn: typeof fn === "function" });
+      const retry = options && options.retry !== undefined ? { retry: options.retry } : undefined;
+      const isArray = Array.isArray(items);
+      await call("chunks.check", { name: stepName(name), items: isArray, count: isArray ? items.length : null, size: typeof size === "number" ? size : null, hasFn: typeof fn === "function", options: retry === undefined ? null : retry });
       const results = [];
       for (let i = 0, index = 0; i < items.length; i += size, index++) {
         const batch = items.slice(i, i + size);
         const chunkIndex = index;
-        results.push(await step(`${name}#${chunkIndex}`, () => fn(batch, chunkIndex)));
+        results.push(await step(`${name}#${chunkIndex}`, () => fn(batch, chunkIndex), retry));
       }
       return results;
+    }
+
+    // The host parses and bounds both arguments; a Date is sent as its epoch milliseconds.
+    async function sleep(duration) {
+      await call("sleep", { for: typeof duration === "string" ? cut(duration, 64) : duration === undefined ? null : duration });
+    }
+    async function sleepUntil(date) {
+      const until = date instanceof Date ? date.getTime() : typeof date === "string" ? cut(date, 64) : date === undefined ? null : date;
+      await call("sleep", { until });
     }
 
     return freeze({
@@ -317,6 +334,8 @@
       state: makeState(),
       step,
       chunks,
+      sleep,
+      sleepUntil,
       deadline: new Date(input.deadline),
       signal: makeSignal(),
     });
@@ -337,7 +356,7 @@
     defineProperty(fn, "name", { value: name });
     return freeze(fn);
   }
-  const TIMERS = "use ctx.sleep(duration) (coming in a later release); the sandbox has no timers";
+  const TIMERS = "use await ctx.sleep(duration) or await ctx.sleepUntil(date) (a wait of a second or more is durable: the run waits in the queue, not in the sandbox); the sandbox has no timers";
   const GLOBALS = {
     fetch: "use ctx.http.get(url, options) or ctx.http.request(method, url, options): requests run on the host, with retries and rate limits handled",
     setTimeout: TIMERS,

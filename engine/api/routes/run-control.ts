@@ -31,8 +31,7 @@ export const runControlRoutes = (engine: Engine): FastifyPluginAsync =>
     const answer = async (acted: RunRecord, wait: boolean | number | undefined) => {
       const waitMs = waitMsOf(wait);
       const run = waitMs > 0 ? await engine.waitForRun(acted.id, waitMs) : acted;
-      const steps = await engine.storage.steps.listForRun(run.id);
-      return { status: FINISHED_STATUSES.includes(run.status) ? 200 : 202, body: runView(run, steps) };
+      return { status: FINISHED_STATUSES.includes(run.status) ? 200 : 202, body: runView(run, await engine.runDetail(run.id)) };
     };
 
     app.post<ControlRequest>("/api/runs/:id/cancel", { schema: { params: idParams, body: controlBody }, config: { access: "trigger" } }, async (request, reply) => {

@@ -82,8 +82,7 @@ export const runRoutes = (engine: Engine): FastifyPluginAsync =>
       const waitMs = body.wait === true ? MAX_WAIT_MS : typeof body.wait === "number" ? Math.min(body.wait, MAX_WAIT_MS) : 0;
       if (waitMs === 0) return reply.status(202).send({ id: run.id, status: run.status });
       const current = await engine.waitForRun(run.id, waitMs);
-      const { steps } = await engine.getRun(run.id);
-      return reply.status(FINISHED_STATUSES.includes(current.status) ? 200 : 202).send(runView(current, steps));
+      return reply.status(FINISHED_STATUSES.includes(current.status) ? 200 : 202).send(runView(current, await engine.runDetail(run.id)));
     });
 
     app.get<ListRequest>("/api/runs", { schema: { querystring: listQuery }, config: { access: "read" } }, async (request) => {
@@ -108,8 +107,8 @@ export const runRoutes = (engine: Engine): FastifyPluginAsync =>
     });
 
     app.get<{ Params: { id: string } }>("/api/runs/:id", { schema: { params: idParams }, config: { access: "read" } }, async (request) => {
-      const { run, steps } = await engine.getRun(request.params.id, { org: orgScope(request) });
-      return runView(run, steps);
+      const { run, ...detail } = await engine.getRun(request.params.id, { org: orgScope(request) });
+      return runView(run, detail);
     });
 
     app.get<LogsRequest>("/api/runs/:id/logs", { schema: { params: idParams, querystring: logsQuery }, config: { access: "read" } }, async (request: FastifyRequest<LogsRequest>, reply: FastifyReply) => {
