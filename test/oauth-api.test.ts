@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { Ajv } from "ajv";
 import addFormatsModule from "ajv-formats";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
@@ -95,6 +96,14 @@ const web = (s: OAuthTestServer, extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
+const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+/** The keys the README documents for `- **<what>:** \`{ ... }\``. */
+function documentedKeys(what: string): string[] {
+  const m = new RegExp(`- \\*\\*${what}:\\*\\* \`\\{ ([^}]*) \\}\``).exec(readme);
+  expect(m, `README documents the ${what} view`).not.toBeNull();
+  return m![1]!.split(",").map((k) => k.trim());
+}
+
 function expectNoSecrets(t: Setup): void {
   const all = t.bodies.join("\n");
   for (const secret of [MACHINE_SECRET, WEB_SECRET, ...t.server.secrets()]) expect(all).not.toContain(secret);
@@ -119,6 +128,7 @@ describe("OAuth providers over HTTP", () => {
     const shown = await t.call(t.keys.admin, "GET", "/api/oauth/providers/web");
     expect(shown.json()).toMatchObject({ name: "web", grantType: "authorization_code", redirectUri: REDIRECT, redirectUriDefault: false, scopes: ["api:read", "offline_access"] });
     expect(Date.parse(shown.json().createdAt)).toBeGreaterThan(0);
+    expect(Object.keys(shown.json()).sort()).toEqual(documentedKeys("Provider").sort());
 
     expect((await t.call(t.keys.admin, "DELETE", "/api/oauth/providers/web")).statusCode).toBe(204);
     const gone = await t.call(t.keys.admin, "GET", "/api/oauth/providers/web");
@@ -185,6 +195,7 @@ describe("OAuth connections over HTTP", () => {
     expect(global.statusCode).toBe(200);
     expect(global.json().connection).toMatchObject({ provider: "m", org: null, status: "healthy", scopes: ["api:read"], lastFailure: null, tokenType: expect.stringMatching(/bearer/i) });
     expect(Date.parse(global.json().connection.expiresAt)).toBeGreaterThan(Date.now());
+    expect(Object.keys(global.json().connection).sort()).toEqual(documentedKeys("Connection").sort());
     for (const org of ["acme", "contoso"]) expect((await t.call(t.keys.admin, "POST", `/api/oauth/connections/m/connect?org=${org}`)).statusCode).toBe(200);
     expect(t.server.tokenRequests.length).toBe(3);
 

@@ -10,6 +10,7 @@ import { listWorkflowsCommand } from "./workflows-list.js";
 import { firstKeyText, keysCommand } from "./keys.js";
 import { webhooksCommand } from "./webhooks.js";
 import { schedulesCommand } from "./schedules.js";
+import { oauthCommand } from "./oauth.js";
 import { stateCommand } from "./state.js";
 import { deployCommand } from "./deploy.js";
 
@@ -48,6 +49,23 @@ Usage:
                                          one value, as JSON on stdout
   bifrost state delete <workflow> <key> [--org ORG]
                                          reset a key: the next run that reads it finds nothing
+  bifrost oauth providers add <name> --grant-type authorization_code|client_credentials --token-url U
+                    --client-id ID [--authorization-url U] [--client-secret-stdin | --client-secret S]
+                    [--scopes "a b"] [--redirect-uri U]
+                                         create or replace a provider; prints its configuration warnings
+  bifrost oauth providers list|show <name>|remove <name>
+                                         providers (the client secret only as set / not set)
+  bifrost oauth connect <provider> [--org ORG] [--entity-id E]
+                                         client credentials: connect now; authorization code: print the URL
+                                         to open (a running server completes the callback)
+  bifrost oauth connections list [--provider P] [--org ORG]
+                                         status, expiry, scopes and last failure with its fix
+  bifrost oauth connections refresh|remove <provider> [--org ORG]
+                                         a new token now, or forget the connection and its tokens
+  bifrost oauth diagnose <provider> [--org ORG]
+                                         the troubleshooting checklist; exits 1 when a check fails
+                                         (oauth commands talk to BIFROST_URL too, with an admin key;
+                                         connections list and diagnose need only a key that may read)
 
 Options:
   --json     machine-readable output on stdout
@@ -85,6 +103,16 @@ function parse(argv: string[]) {
         follow: { type: "boolean", short: "f", default: false },
         role: { type: "string" },
         name: { type: "string" },
+        provider: { type: "string" },
+        "entity-id": { type: "string" },
+        "grant-type": { type: "string" },
+        "authorization-url": { type: "string" },
+        "token-url": { type: "string" },
+        "client-id": { type: "string" },
+        "client-secret": { type: "string" },
+        "client-secret-stdin": { type: "boolean", default: false },
+        scopes: { type: "string" },
+        "redirect-uri": { type: "string" },
       },
     });
   } catch (e) {
@@ -119,6 +147,8 @@ async function main(argv: string[]): Promise<number> {
       return webhooksCommand(sub, rest, args.values, openCliEngine);
     case "schedules":
       return schedulesCommand(sub, rest, args.values, openCliEngine);
+    case "oauth":
+      return oauthCommand(sub, rest, args.values, openCliEngine);
     case "state":
       return stateCommand(sub, rest, args.values, openCliEngine);
     default:
