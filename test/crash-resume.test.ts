@@ -355,6 +355,8 @@ describe("the halopsa_sync example, killed halfway for one of its two orgs", { t
 
     const second = await startEngine(dirs);
     const cursor = (org: string) => stateOf(dirs, "halopsa_sync", org).modifiedSince as string;
+    // Both ended before either is checked: the check also asks that no run at all is left running.
+    await until(() => Promise.all([contoso, fabrikam].map((id) => api<RunView>(second.url, key, "GET", `/api/runs/${id}`))), (runs) => runs.every(finished));
     await expectSucceeded(dirs, second, key, contoso, { org: "contoso", since: null, synced: TICKETS, modifiedSince: expect.any(String) });
     await expectSucceeded(dirs, second, key, fabrikam, { org: "fabrikam", since: null, synced: TICKETS, modifiedSince: expect.any(String) });
     expect(received(sim, "contoso")).toEqual({ batches: once({ "2#0": 2 }), ticketsTwice: range(101, 150), distinct: TICKETS });
