@@ -204,6 +204,7 @@ export class OAuthConnections implements ConnectionProvider {
 
   private async awaitOtherRefresh(provider: string, org: string | null, seen: number, signal: AbortSignal | undefined): Promise<OAuthConnectionRecord | undefined> {
     const giveUpAt = this.o.now() + this.leaseMs + 1000;
+    this.o.logger.debug({ provider, org }, "another engine is refreshing this OAuth connection; waiting for its token");
     for (;;) {
       await wait(this.pollMs, undefined, signal ? { signal } : {});
       const row = await this.o.storage.oauth.getConnection(provider, org);
@@ -220,7 +221,7 @@ export class OAuthConnections implements ConnectionProvider {
     const record = await this.o.storage.oauth.getProvider(provider);
     try {
       if (!record) throw new BifrostError("OAUTH_PROVIDER_NOT_FOUND", `the OAuth provider "${provider}" of this connection was removed`);
-      response = await this.callWithRetries(() => this.fetchNewToken(record, conn), (f) => (failure = f), signal);
+      response = await this.callWithRetries(() => this.fetchNewToken(record, conn), (f) => (failure = f), signal, { provider, org });
     } catch (err) {
       if (!failure) {
         await this.o.storage.oauth.releaseRefreshLease(provider, org, this.o.owner);
