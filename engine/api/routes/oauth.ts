@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync, FastifyRequest } from "fastify";
 import { BifrostError, ERROR_CODES } from "../../../common/errors.js";
-import { isOrg, triggerOrg } from "../../auth/org.js";
+import { isOrg } from "../../auth/org.js";
 import type { Engine } from "../../engine.js";
 import { ENTITY_ID, PROVIDER_NAME } from "../../oauth/providers.js";
 import { orgScope } from "../auth.js";
@@ -69,7 +69,12 @@ function askedOrg(requested: string | undefined): string | null {
 function readOrg(request: FastifyRequest, requested: string | undefined): string | null {
   const org = askedOrg(requested);
   const scope = orgScope(request);
-  return scope === undefined ? org : triggerOrg(scope, org);
+  if (scope === undefined || org === null || org === scope) return scope ?? org;
+  // The caller named the org, so saying it is out of reach reveals nothing it did not know.
+  throw new BifrostError("FORBIDDEN", `This API key is limited to org "${scope}" and cannot diagnose org "${org}"`, {
+    details: { org, keyOrg: scope },
+    fix: `Leave org out (this key diagnoses "${scope}"), or use a key of org "${org}" or one without an org.`,
+  });
 }
 
 /** A browser always accepts text/html; the callback answers anything else (scripts, tests) in JSON. */
