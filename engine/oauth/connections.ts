@@ -138,8 +138,15 @@ export class OAuthConnections implements ConnectionProvider {
     return { category: failure.category, fix: failure.fix };
   }
 
+  /**
+   * Far enough from its expiry to hand out. The window is the refresh skew, but at most half the
+   * token's lifetime: a provider that issues 60-second tokens is not asked for a new one on every use.
+   */
   private isFresh(conn: OAuthConnectionRecord): boolean {
-    return conn.expiresAt !== null && conn.expiresAt - this.o.now() > this.skewMs;
+    if (conn.expiresAt === null) return false;
+    const issuedAt = conn.lastRefreshAt ?? conn.connectedAt ?? conn.expiresAt;
+    const window = Math.min(this.skewMs, Math.max(0, conn.expiresAt - issuedAt) / 2);
+    return conn.expiresAt - this.o.now() > window;
   }
 
   private isValid(conn: OAuthConnectionRecord): boolean {
@@ -180,7 +187,8 @@ export class OAuthConnections implements ConnectionProvider {
    */
   private async refreshLeased(provider: string, org: string | null, seen: number, force: boolean, signal: AbortSignal | undefined): Promise<AccessGrant> {
     const { storage, owner, now } = { storage: this.o.storage, owner: this.o.owner, now: this.o.now };
-    const newer = (c: OAuthConnectionRecord) => c.generation > seen && c.accessTokenSealed !== null && (force ? this.isValid(c) : this.isFresh(c));
+    // A token another engine stored since the caller looked is the refresh the caller wanted.
+    const newer = (c: OAuthConnectionRecord) => c.generation > seen && this.isValid(c);
     for (let round = 0; ; round++) {
       signal?.throwIfAborted();
       const leased = await storage.oauth.takeRefreshLease(provider, org, owner, now() + this.leaseMs, now());
@@ -373,7 +381,8 @@ export class OAuthConnections implements ConnectionProvider {
     for (const k of keys) {
       try {
         const conn = await this.o.storage.oauth.getConnection(k.provider, k.org);
-        if (!conn || conn.status === "needs_reauth" || (conn.status === "healthy" && this.isFresh(conn))) continue;
+        // The job's window (skew plus its interval) decided it is due; only a person can fix needs_reauth.
+        if (!conn || conn.status === "needs_reauth") continue;
         await this.refreshShared(conn, false, undefined);
       } catch (err) {
         this.o.logger.debug({ err, provider: k.provider, org: k.org }, "a scheduled token refresh failed");
