@@ -235,7 +235,7 @@ describe("the README documents exactly what the API returns", () => {
     const quick = await api("POST", "/api/workflows/greet/runs", { params: { name: "doc" } });
     expectDocumented(quick.body, "Without `wait`: `202 ");
     const done = (await api("POST", "/api/workflows/greet/runs", { params: { name: "doc" }, wait: 20_000 })).body;
-    expectDocumented(done, "- **Run record:** `", ["steps"]);
+    expectDocumented(done, "- **Run record:** `", ["steps", "chunks"]);
     expectDocumented(done.steps[0], "- **Step:** `");
     const list = (await api("GET", "/api/runs?workflow=greet&limit=1")).body;
     expectDocumented(list, "| `GET /api/runs` | `?workflow&status&trigger&org&since&until&limit&cursor`: `");
