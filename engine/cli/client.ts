@@ -249,10 +249,10 @@ function parseReply(status: number, text: string, base: string): unknown {
   if (!error || typeof error.code !== "string" || typeof error.message !== "string") {
     throw invalidReply(base, `answered ${status} without a Bifrost error: is it a Bifrost server?`);
   }
-  return throwRemote(error.code, error.message, error.fix, error.details, base);
+  return throwRemote(error.code, error.message, error.fix, error.details, base, error.category);
 }
 
-function throwRemote(code: string, message: string, fix: unknown, details: unknown, base: string): never {
+function throwRemote(code: string, message: string, fix: unknown, details: unknown, base: string, category?: unknown): never {
   if (!Object.hasOwn(ERROR_CODES, code)) {
     throw new BifrostError("SERVER_REPLY_INVALID", `The server at ${base} answered with error ${code.slice(0, 64)}, which this command does not know: ${message}`, {
       ...(typeof fix === "string" && { fix }),
@@ -268,7 +268,8 @@ function throwRemote(code: string, message: string, fix: unknown, details: unkno
   // The registry's own hint is worded for HTTP: leave it out so the CLI shows the code's CLI hint.
   // A fix the server wrote for this very case (a route's own words) is shown as it is.
   const own = typeof fix === "string" && fix !== ERROR_CODES[known].hint ? fix : undefined;
-  throw new BifrostError(known, message, { ...(own !== undefined && { fix: own }), ...(details !== undefined && { details }) });
+  // An OAuth failure's category comes back too: the CLI prints it as for an embedded failure.
+  throw new BifrostError(known, message, { ...(own !== undefined && { fix: own }), ...(details !== undefined && { details }), ...(typeof category === "string" && { category: category.slice(0, 64) }) });
 }
 
 function logLineOf(data: string, base: string): LogLineView {

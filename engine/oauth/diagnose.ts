@@ -179,8 +179,17 @@ export async function diagnose(input: DiagnoseInput): Promise<Diagnosis> {
       message: org ? `Org ${org} has no connection to ${provider.name}, and there is no global one.` : `There is no global connection to ${provider.name}.`,
       fix: `${how[0]!.toUpperCase()}${how.slice(1)}: bifrost oauth connect ${provider.name}${org ? ` --org ${org}` : ""}.`,
     });
+  } else if (connection.connectedAt === null) {
+    // Only a failed first authorization left this connection: it never held a token.
+    checks.push({
+      id: "connection.present",
+      ok: false,
+      message: `${connectionLabel(org, connection).replace(/^./, (c) => c.toUpperCase())} was never connected: its last authorization failed.`,
+      fix: `Fix what the last failure says, then ${provider.grantType === "client_credentials" ? "connect" : "authorize"} it again: bifrost oauth connect ${provider.name}${org ? ` --org ${org}` : ""}.`,
+    });
+    checks.push(...statusChecks(input, connection, ctx));
   } else {
-    const since = connection.connectedAt !== null ? ` since ${new Date(connection.connectedAt).toISOString()}` : "";
+    const since = ` since ${new Date(connection.connectedAt).toISOString()}`;
     checks.push({ id: "connection.present", ok: true, message: `Connected${since}: ${connectionLabel(org, connection)}.` });
     checks.push(...statusChecks(input, connection, ctx));
     checks.push(...tokenChecks(input, connection, ctx));

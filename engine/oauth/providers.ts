@@ -1,11 +1,11 @@
 import { BifrostError } from "../../common/errors.js";
 import type { OAuthProviderRecord } from "../../storage/types.js";
 import type { SecretBox } from "../secrets/key.js";
+import { CALLBACK_PATH } from "./config-checks.js";
 import { GRANT_TYPES, type GrantType, type ProviderView } from "./types.js";
 
 /** Provider names appear in URLs, `connection:` options and log lines: short, plain, case kept ("HaloPSA"). */
 export const PROVIDER_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
-export const CALLBACK_PATH = "/api/oauth/callback";
 const MAX_URL = 2048;
 const MAX_FIELD = 4096;
 const MAX_SCOPES = 100;

@@ -82,6 +82,10 @@ async function call(where: OAuthWhere, fn: () => Promise<client.TokenEndpointRes
   try {
     return toResponse(await fn());
   } catch (err) {
+    // openid-client hands an unexpected answer over unread (err.cause is the Response): the
+    // classifier needs only its status and headers, so the body is let go instead of kept open.
+    const cause = (err as { cause?: unknown } | null)?.cause;
+    if (cause instanceof Response && cause.body && !cause.bodyUsed) void cause.body.cancel().catch(() => {});
     throw new TokenCallError(where, err);
   }
 }

@@ -141,6 +141,17 @@ describe("diagnose", () => {
     expect(d.checks.some((x) => x.id.startsWith("token."))).toBe(false);
   });
 
+  it("a connection whose first authorization failed is not called connected", async () => {
+    const failure = { category: "consent_required" as const, code: "access_denied", message: "The user declined.", fix: "Approve the scopes.", at: NOW - MIN };
+    const d = await diagnose(input({ connection: { ...connection, status: "needs_reauth", connectedAt: null, expiresAt: null, scopes: [], hasRefreshToken: false, lastFailure: failure } }));
+    const c = byId(d.checks, "connection.present");
+    expect(c.ok).toBe(false);
+    expect(c.message).toBe("Org acme's connection was never connected: its last authorization failed.");
+    expect(c.fix).toContain("bifrost oauth connect Graph --org acme");
+    expect(d.ok).toBe(false);
+    expect(d.checks.some((x) => x.id.startsWith("token."))).toBe(false);
+  });
+
   it("says when the org uses the global connection", async () => {
     const d = await diagnose(input({ connection: { ...connection, org: null } }));
     expect(byId(d.checks, "connection.present").message).toContain("the global connection (org acme has none of its own)");

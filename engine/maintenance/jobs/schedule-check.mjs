@@ -4,17 +4,9 @@
 // changed by another process since the last check (paused, resumed, a new cron or zone), overdue
 // (a fire more than the grace period late: missed while no engine ran), or holding a pending fire.
 // It writes nothing and keeps nothing: the database is the source of truth, the engine decides.
-// Plain JavaScript on better-sqlite3: a worker that loaded the TypeScript storage layer would cost
-// a second of CPU each run.
-import { parentPort, workerData } from "node:worker_threads";
-import Database from "better-sqlite3";
+import { readOnce } from "./read-once.mjs";
 
-const { file, clockOffsetMs, sinceMs, graceMs, limit } = workerData;
-const now = Date.now() + clockOffsetMs;
-const db = new Database(file, { readonly: true, fileMustExist: true });
-try {
-  // A reader waits here, on its own thread, never on the engine's.
-  db.pragma("busy_timeout = 5000");
+readOnce((db, now, { sinceMs, graceMs, limit }) => {
   const rows = db
     .prepare(
       `select workflow, org from schedules
@@ -22,8 +14,5 @@ try {
        order by changed_at limit ?`,
     )
     .all(now - sinceMs, now - graceMs, limit);
-  parentPort.postMessage({ kind: "schedules", keys: rows.map((r) => ({ workflow: r.workflow, org: r.org === "" ? null : r.org })), at: now });
-} finally {
-  db.close();
-}
-parentPort.postMessage("done");
+  return { kind: "schedules", keys: rows.map((r) => ({ workflow: r.workflow, org: r.org === "" ? null : r.org })), at: now };
+});

@@ -3,14 +3,9 @@
 // transient reason and are due again, on its own read-only connection, and posts them back; the
 // engine refreshes each one (under the connection's refresh lease, so two engines never both do).
 // A connection that sits unused for weeks thus keeps a live refresh token. It writes nothing.
-import { parentPort, workerData } from "node:worker_threads";
-import Database from "better-sqlite3";
+import { readOnce } from "./read-once.mjs";
 
-const { file, clockOffsetMs, limit, windowMs } = workerData;
-const now = Date.now() + clockOffsetMs;
-const db = new Database(file, { readonly: true, fileMustExist: true });
-try {
-  db.pragma("busy_timeout = 5000");
+readOnce((db, now, { limit, windowMs }) => {
   const rows = db
     .prepare(
       `select provider, org from oauth_connections
@@ -18,8 +13,5 @@ try {
        order by expires_at limit ?`,
     )
     .all(now + windowMs, now, limit);
-  parentPort.postMessage({ kind: "tokens", keys: rows.map((r) => ({ provider: r.provider, org: r.org === "" ? null : r.org })), at: now });
-} finally {
-  db.close();
-}
-parentPort.postMessage("done");
+  return { kind: "tokens", keys: rows.map((r) => ({ provider: r.provider, org: r.org === "" ? null : r.org })), at: now };
+});
