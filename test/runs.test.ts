@@ -114,7 +114,9 @@ describe("durable steps", () => {
       else expect(ran, step.name).toBeGreaterThanOrEqual(1);
       expect(ran, step.name).toBeLessThanOrEqual(step.attempts);
     }
-    expect(logs.some((m) => m.includes("resuming from the last committed step"))).toBe(true);
+    // The invocation either reached chunkTimeout after a commit, or ended before a chunk that would
+    // not have fitted (test/chunk-yield.test.ts): either way the log says why the run resumed.
+    expect(logs.some((m) => m.includes("resuming from the last committed step") || m.includes("would not finish within this invocation"))).toBe(true);
   });
 
   it("fails with the step name, the mapped stack and an error log line after the last attempt", async () => {

@@ -68,6 +68,17 @@ export interface InvocationControl {
   timeOut(error: ErrorData): void;
 }
 
+/** The ctx.chunks name of a chunk step `name#i`, or undefined for other steps. */
+function chunksNameOf(step: string): string | undefined {
+  const hash = step.lastIndexOf("#");
+  if (hash <= 0 || hash === step.length - 1) return undefined;
+  for (let i = hash + 1; i < step.length; i++) {
+    const c = step.charCodeAt(i);
+    if (c < 48 || c > 57) return undefined;
+  }
+  return step.slice(0, hash);
+}
+
 /** Errors that repeat whatever is tried again, or that decide the invocation themselves: no step retry. */
 const NOT_RETRIED = new Set(["LEASE_LOST", "STORAGE_UNAVAILABLE", "RESULT_TOO_LARGE", "RESULT_NOT_SERIALIZABLE", "STEP_INVALID", "STEP_RETRY_INVALID", "SLEEP_INVALID"]);
 
@@ -113,6 +124,8 @@ export class RunHost {
   private readonly steps = new Map<string, "running" | "ended" | "retrying">();
   /** Of the steps running or retrying here: their retry policy and the attempt their record counts. */
   private readonly tries = new Map<string, { attempt: number; retry: RetryDefinition | undefined; startedAt: number }>();
+  /** Per ctx.chunks name: the longest a chunk of it took to commit in this invocation. */
+  private readonly chunkTook = new Map<string, number>();
   /** ctx.sleep calls so far in this invocation: the n-th is the step record `sleep#n`. */
   private sleeps = 0;
   private invocation: InvocationControl | undefined;
@@ -334,6 +347,7 @@ export class RunHost {
     const retry = readStepRetry(options, `ctx.step("${stepName}", fn, options)`);
     const state = this.steps.get(stepName);
     if (state !== undefined && state !== "retrying") throw new BifrostError("STEP_INVALID", `step name "${stepName}" is used twice in one run; give each step a unique name`);
+    await this.yieldBeforeChunk(stepName);
     this.steps.set(stepName, "running");
     const step = await this.store(`step "${stepName}"`, () => this.deps.storage.steps.begin(this.lease, stepName, this.deps.now()));
     if (step.status === "succeeded") {
@@ -342,6 +356,27 @@ export class RunHost {
     }
     this.tries.set(stepName, { attempt: step.attempts, retry, startedAt: step.startedAt });
     return { done: false };
+  }
+
+  /**
+   * Between chunks: when the next chunk would not fit in what is left of this invocation's
+   * chunkTimeout (judged by the longest chunk of the same call so far), the invocation ends here
+   * and the run goes on at once in a fresh one with a whole chunkTimeout, instead of starting a
+   * chunk that the deadline would cut off and run again. Only after progress, and only when the
+   * deadline is the chunk's (a fresh invocation gets more time), never the run's timeout.
+   */
+  private async yieldBeforeChunk(name: string): Promise<void> {
+    const base = chunksNameOf(name);
+    const inv = this.invocation;
+    const took = base === undefined ? undefined : this.chunkTook.get(base);
+    if (took === undefined || !inv || this.committedSteps === 0 || inv.deadline >= inv.runDeadline) return;
+    const now = this.deps.now();
+    const left = inv.deadline - now;
+    if (now + took < inv.deadline) return;
+    const stored = await this.store(`step "${name}"`, () => this.deps.storage.steps.get(this.run.id, name));
+    if (stored?.status === "succeeded") return;
+    inv.yieldUntil(now, `chunk "${name}" would not finish within this invocation: the last chunk took ${formatDuration(took)} and ${formatDuration(Math.max(0, left))} of chunkTimeout are left; the run goes on at once in a fresh invocation`);
+    throw new BifrostError("RUN_ABORTED", `the invocation ends before chunk "${name}"; the run resumes with it in a fresh invocation`);
   }
 
   private async endStep(args: Record<string, unknown>): Promise<{ retry: boolean } | null> {
@@ -356,6 +391,9 @@ export class RunHost {
       await this.store(`the result of step "${name}"`, () => this.deps.storage.steps.finish(this.lease, name, { status: "succeeded", result: this.redactor.value(args.result ?? null), finishedAt }));
       this.steps.set(name, "ended");
       this.committedSteps += 1;
+      const base = chunksNameOf(name);
+      const tried = this.tries.get(name);
+      if (base !== undefined && tried) this.chunkTook.set(base, Math.max(this.chunkTook.get(base) ?? 0, finishedAt - tried.startedAt));
       this.deps.events.emit("step:finished", { runId: this.run.id, name, status: "succeeded" });
       return null;
     }
