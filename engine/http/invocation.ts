@@ -54,6 +54,8 @@ export interface InvocationHttpDeps {
   log: (level: LogLevel, msg: string, data: Record<string, unknown>) => void;
   /** Records a host fault and returns its id (for an error handed to the guest as a value). */
   recordFault: (err: BifrostError) => string;
+  /** Whether the run's lease still holds: no request leaves once it does not. */
+  leaseHeld?: () => boolean;
 }
 
 /** What the guest receives: the answer, or the data of the HttpError it throws. */
@@ -104,6 +106,10 @@ export class InvocationHttp {
       const { ticket } = turn;
       waited += ticket.waitedMs;
       this.stats.waitMs += ticket.waitedMs;
+      if (this.deps.leaseHeld && !this.deps.leaseHeld()) {
+        gate.release(ticket, { kind: "none" });
+        throw new BifrostError("LEASE_LOST", "ctx.http sent nothing: this engine's lease on the run ran out (the process was paused or the database unreachable); the run resumes from its last committed step wherever it is claimed next");
+      }
       this.stats.requests += 1;
       let answer: Answer;
       try {

@@ -153,6 +153,7 @@ async function invoke(run: RunRecord, workflow: RegisteredWorkflow, host: RunHos
     },
     log: (level, msg, data) => host.append(level, msg, data),
     recordFault: (err) => host.recordFault("http.request", err),
+    ...(signals.leaseHeld ? { leaseHeld: signals.leaseHeld } : {}),
   });
   if (http) host.useHttp(http);
   if (deps.oauth) {

@@ -28,6 +28,13 @@ type State = "idle" | "running" | "stopping" | "stopped";
 export interface RunSignals {
   stop: AbortSignal;
   kill: AbortSignal;
+  /**
+   * Whether the lease still covers this moment (its guard margin included). The guard timer stops
+   * an invocation in time; this answers synchronously for a side effect about to leave the host
+   * (a ctx.http request), so an engine that was frozen past its lease sends nothing before the
+   * timer gets to run. Absent: always held (tests that drive executeRun by hand).
+   */
+  leaseHeld?: () => boolean;
 }
 
 export type Execute = (run: RunRecord, signals: RunSignals) => Promise<void>;
@@ -136,7 +143,9 @@ export class Runner {
     const offEnded = this.options.events?.on("invocation:ended", (e) => {
       if (e.runId === run.id) ended = e;
     });
-    active.done = this.execute(run, { stop: stop.signal, kill: kill.signal })
+    const margin = this.leaseMargin();
+    const leaseHeld = () => !kill.signal.aborted && this.options.now() < active.leaseUntil - margin;
+    active.done = this.execute(run, { stop: stop.signal, kill: kill.signal, leaseHeld })
       .catch((err: unknown) => this.logger.error({ err, runId: run.id }, "run execution failed inside the engine"))
       .then(() => offEnded?.())
       .then(() => (ended?.decision === "requeue" && !ended.recorded ? this.announceCancelledInstead(run.id) : undefined))
@@ -187,9 +196,13 @@ export class Runner {
    * while it still executes. The guard fires a margin before the lease runs out unless a renewal
    * moved it; storage fencing then refuses whatever the stopped invocation still tries to write.
    */
+  private leaseMargin(): number {
+    return Math.max(20, Math.floor(this.options.leaseMs / 10));
+  }
+
   private guardLease(id: string, active: Active): void {
     clearTimeout(active.guard);
-    const margin = Math.max(20, Math.floor(this.options.leaseMs / 10));
+    const margin = this.leaseMargin();
     const wait = Math.max(0, active.leaseUntil - margin - this.options.now());
     active.guard = setTimeout(() => this.loseLease(id, active, "the lease could not be renewed in time"), wait);
   }
