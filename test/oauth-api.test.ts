@@ -329,6 +329,27 @@ describe("authorize and the callback", () => {
     expectNoSecrets(t);
   });
 
+  it("runs the PKCE code flow through the routes for two orgs with a templated {entity_id}", async () => {
+    const t = await setup();
+    await t.call(t.keys.admin, "PUT", "/api/oauth/providers/tenant", { body: web(t.server, { authorizationUrl: t.server.templatedAuthorizationUrl, tokenUrl: t.server.templatedTokenUrl }) });
+    for (const org of ["acme", "beta"]) {
+      const redirect = await t.call(t.keys.admin, "GET", `/api/oauth/providers/tenant/authorize?org=${org}&entityId=tenant-${org}`);
+      expect(redirect.statusCode).toBe(302);
+      const location = new URL(String(redirect.headers.location));
+      expect(location.pathname).toBe(`/tenants/tenant-${org}/auth`);
+      expect(location.searchParams.get("code_challenge_method")).toBe("S256");
+      const back = new URL(await t.server.authorize(location.href));
+      const page = await t.call(null, "GET", `/api/oauth/callback${back.search}`, { headers: { accept: "application/json" } });
+      expect(page.statusCode).toBe(200);
+      expect(page.json()).toMatchObject({ ok: true, provider: "tenant", org });
+    }
+    expect(t.server.authorizationRequests.map((a) => a.tenant)).toEqual(["tenant-acme", "tenant-beta"]);
+    expect(t.server.tokenRequests.filter((r) => r.grantType === "authorization_code").map((r) => r.tenant)).toEqual(["tenant-acme", "tenant-beta"]);
+    const items = (await t.call(t.keys.viewer, "GET", "/api/oauth/connections?provider=tenant")).json().items as Array<{ org: string; entityId: string; status: string }>;
+    expect(items.map((c) => [c.org, c.entityId, c.status])).toEqual([["acme", "tenant-acme", "healthy"], ["beta", "tenant-beta", "healthy"]]);
+    expectNoSecrets(t);
+  });
+
   it("escapes what the provider sends back", async () => {
     const t = await setup();
     await t.call(t.keys.admin, "PUT", "/api/oauth/providers/web", { body: web(t.server) });
