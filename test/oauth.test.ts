@@ -350,6 +350,22 @@ describe("OAuth failures, categorized", () => {
     expect((await s.engine.oauth.connections.get("Web", null))?.status).toBe("healthy");
   });
 
+  it("a client-credentials connect while the provider is down is refresh_failed, and the refresh job connects it later", async () => {
+    const server = await oauthServer();
+    const s = await engineFor();
+    await addCcProvider(s.engine, server);
+    await server.setMode("down");
+    await expect(s.engine.oauth.connections.connectClientCredentials("Api", "acme", null)).rejects.toMatchObject({ code: "OAUTH_UNAVAILABLE", category: "connection_lost" });
+    const failed = await s.engine.oauth.connections.get("Api", "acme");
+    expect(failed).toMatchObject({ status: "refresh_failed", lastFailure: { category: "connection_lost" } });
+    await server.setMode("normal");
+    s.clock.offset += 31_000;
+    expect(await s.engine.storage.oauth.dueForRefresh(s.engine.now(), s.engine.now(), 10)).toEqual([{ provider: "Api", org: "acme" }]);
+    await s.engine.oauth.connections.refreshDue([{ provider: "Api", org: "acme" }]);
+    expect(await s.engine.oauth.connections.get("Api", "acme")).toMatchObject({ status: "healthy", lastFailure: null });
+    expect((await run(s.engine, "caught", { provider: "Api" }, "acme")).result).toEqual({ ok: true });
+  });
+
   it("error=access_denied on the callback is categorized and kept on the connection", async () => {
     const server = await oauthServer();
     const s = await engineFor();

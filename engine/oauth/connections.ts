@@ -303,7 +303,11 @@ export class OAuthConnections implements ConnectionProvider {
       return this.view(stored);
     } catch (err) {
       if (!failure) throw err;
-      await this.o.storage.oauth.recordFailure(provider, org, { status: "needs_reauth", failure: failureView(failure, this.o.now()), nextRetryAt: null }, this.o.now());
+      // A provider that is down is tried again by the refresh job (client credentials need no
+      // person); a refusal waits for one.
+      const at = this.o.now();
+      const update = failure.retryable ? { status: "refresh_failed", nextRetryAt: at + RETRY_BASE_MS } : { status: "needs_reauth", nextRetryAt: null };
+      await this.o.storage.oauth.recordFailure(provider, org, { ...update, failure: failureView(failure, at) }, at);
       throw failureError(failure, `connecting ${provider}${org === null ? "" : ` for org "${org}"`} with client credentials failed`, failure.retryable);
     }
   }
