@@ -19,7 +19,7 @@ export const ERROR_CODES = {
   HEADERS_TOO_LARGE: { status: 431, hint: "Send smaller request headers (at most 16 KB in all); an oversized cookie or token is the usual cause." },
   REQUEST_TIMEOUT: { status: 408, hint: "Send the whole request without pausing; the server closes connections that stall mid-request." },
   METHOD_NOT_ALLOWED: { status: 405, hint: "Use one of the methods the Allow header lists; the HTTP API table in the README has every route." },
-  IDEMPOTENCY_CONFLICT: { status: 409, hint: "Use a new idempotencyKey when the params or org differ; the same key with the same params and org returns the first run." },
+  IDEMPOTENCY_CONFLICT: { status: 409, hint: "Use a new idempotencyKey when the params differ; within one workflow and org, the same key with the same params returns the first run." },
   // webhooks
   WEBHOOK_NOT_FOUND: { status: 404, hint: "Declare webhook: true in the workflow's definition and check its name; GET /api/workflows lists the registered workflows.", cli: "Declare webhook: true in the workflow's definition and check its name; `bifrost workflows list` lists the registered workflows." },
   WEBHOOK_SIGNATURE_INVALID: { status: 401, hint: "Send X-Bifrost-Signature: sha256=<hex HMAC-SHA256 of the raw body> computed with the workflow's webhook secret (GET /api/workflows/:name/webhook), or an API key that may trigger runs." },

@@ -306,7 +306,8 @@ function runRepository(db: Db, dialect: "sqlite" | "postgres"): RunRepository {
         q
           .insertInto("runs")
           .values(row)
-          .onConflict((oc) => oc.columns(["workflow", "idempotency_key"]).where("idempotency_key", "is not", null).doNothing())
+          // Only runs_idempotency can conflict here (ids are fresh; schedule fires are inserted elsewhere).
+          .onConflict((oc) => oc.doNothing())
           .returningAll()
           .executeTakeFirst();
       const retryOf = run.retryOf;
@@ -318,10 +319,12 @@ function runRepository(db: Db, dialect: "sqlite" | "postgres"): RunRepository {
           })
         : await insert(db);
       if (inserted) return { run: toRun(inserted), created: true };
+      if (run.idempotencyKey === null) throw new Error(`run ${run.id} was not stored: the database refused it as a duplicate`);
       const existing = await db
         .selectFrom("runs")
         .selectAll()
         .where("workflow", "=", run.workflow)
+        .where(sql`coalesce(org, '')`, "=", run.org ?? "")
         .where("idempotency_key", "=", run.idempotencyKey)
         .executeTakeFirstOrThrow();
       return { run: toRun(existing), created: false };

@@ -284,6 +284,15 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    "0011_idempotency_per_org": {
+      async up(db: Kysely<unknown>) {
+        // An idempotency key names one request of one org: the same key from another org is that
+        // org's own request, not a conflict that tells it the key is taken. Keys unique per
+        // workflow were unique per (workflow, org) too, so the old rows satisfy the new index.
+        await db.schema.dropIndex("runs_idempotency").execute();
+        await sql`create unique index runs_idempotency on runs (workflow, coalesce(org, ''), idempotency_key) where idempotency_key is not null`.execute(db);
+      },
+    },
   };
 }
 

@@ -59,18 +59,22 @@ describe("idempotency keys", () => {
     expect(await runsOf("echo")).toBe(before);
   });
 
-  it("the same key from another org is a conflict that shows nothing of the first run", async () => {
+  it("a key is scoped to its org: the same key from another org is that org's own request", async () => {
     const contoso = await createTestKey(server.engine, "operator", "contoso");
     const fabrikam = await createTestKey(server.engine, "operator", "fabrikam");
     const first = await trigger("echo", { params: { a: 7 }, idempotencyKey: "org-1" }, contoso);
     expect(first.status).toBe(202);
-    const other = await trigger("echo", { params: { a: 7 }, idempotencyKey: "org-1" }, fabrikam);
-    expect({ status: other.status, code: other.body.error?.code, differs: (other.body.error?.details as { differs?: string }).differs }).toEqual({ status: 409, code: "IDEMPOTENCY_CONFLICT", differs: "org" });
-    expect(JSON.stringify(other.body)).not.toContain(first.body.id!);
+    // Another org learns nothing of the first (not even that the key was used): it gets its own run.
+    const other = await trigger("echo", { params: { a: 99 }, idempotencyKey: "org-1" }, fabrikam);
+    expect(other.status).toBe(202);
+    expect(other.body.id).not.toBe(first.body.id);
     expect(JSON.stringify(other.body)).not.toContain("contoso");
-    // A global key naming no org is another org (none) too.
-    expect((await trigger("echo", { params: { a: 7 }, idempotencyKey: "org-1" })).status).toBe(409);
+    // Each org's key replays its own run; runs without an org are one more scope.
+    expect((await trigger("echo", { params: { a: 99 }, idempotencyKey: "org-1" }, fabrikam)).body.id).toBe(other.body.id);
     expect((await trigger("echo", { params: { a: 7 }, idempotencyKey: "org-1", org: "contoso" })).body.id).toBe(first.body.id);
+    const global = await trigger("echo", { params: { a: 7 }, idempotencyKey: "org-1" });
+    expect(global.status).toBe(202);
+    expect([first.body.id, other.body.id]).not.toContain(global.body.id);
   });
 
   it("a key is scoped to its workflow", async () => {
