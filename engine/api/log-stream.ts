@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { FINISHED_STATUSES, type LogLevel } from "../../storage/types.js";
 import type { Engine } from "../engine.js";
+import { hintFor } from "../../common/errors.js";
 import { logView } from "./views.js";
 
 /**
@@ -80,9 +81,34 @@ export async function streamLogs(
       });
   };
 
+  // A stream outlives the request that authorized it: the key is looked at again on every poll, and
+  // a key revoked (or removed) since ends the stream with the error a new request would get.
+  const keyId = request.principal?.keyId ?? undefined;
+  let checking = false;
+  const checkKey = () => {
+    if (keyId === undefined || checking || closed) return;
+    checking = true;
+    engine.storage.keys
+      .get(keyId)
+      .then((key) => {
+        if (closed || (key && key.revokedAt === null)) return;
+        const error = { code: "UNAUTHENTICATED", message: `API key ${keyId} has been revoked`, fix: hintFor("UNAUTHENTICATED", "http") };
+        res.write(`event: error\ndata: ${JSON.stringify({ error })}\n\n`);
+        cleanup();
+        res.end();
+      })
+      .catch((err: unknown) => request.log.debug({ err }, "could not check the log stream's API key; checking again at the next poll"))
+      .finally(() => {
+        checking = false;
+      });
+  };
+
   const offLog = engine.events.on("run:log", (e) => e.runId === opts.runId && kick());
   const offFinished = engine.events.on("run:finished", (e) => e.run.id === opts.runId && kick());
-  const poll = setInterval(kick, engine.config.pollMs);
+  const poll = setInterval(() => {
+    kick();
+    checkKey();
+  }, engine.config.pollMs);
   request.raw.on("close", cleanup);
   opts.open.add(endNow);
   kick();
