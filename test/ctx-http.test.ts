@@ -233,7 +233,7 @@ describe("budgets", () => {
     // Retry-After equals the chunk timeout: the wait ends after the deadline however early the 429 came.
     const url = route("/yield", text(429, "", { "retry-after": "2" }), json(200, { resumed: true }));
     const r = await run(h.engine, "stepped", { url });
-    expect(r).toMatchObject({ status: "succeeded", result: { status: 200, body: { resumed: true } } });
+    expect(r, JSON.stringify({ error: r.error, logs: (await logs(h.engine, r.id)).map((l) => l.msg) })).toMatchObject({ status: "succeeded", result: { status: 200, body: { resumed: true } } });
     const [first, second] = server.to("/yield");
     expect(second!.at - first!.at).toBeGreaterThanOrEqual(first!.retryAfterMs!);
     const messages = (await logs(h.engine, r.id)).map((l) => l.msg);
