@@ -293,6 +293,14 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await sql`create unique index runs_idempotency on runs (workflow, coalesce(org, ''), idempotency_key) where idempotency_key is not null`.execute(db);
       },
     },
+    "0012_webhook_rotation_grace": {
+      async up(db: Kysely<unknown>) {
+        // The secret a rotation replaced, still accepted until previous_until, so senders can move
+        // to the new one without a window of refused calls. Sealed like the current one.
+        await db.schema.alterTable("webhook_secrets").addColumn("previous_secret", "text").execute();
+        await db.schema.alterTable("webhook_secrets").addColumn("previous_until", time).execute();
+      },
+    },
   };
 }
 

@@ -101,6 +101,9 @@ export interface WebhookSecretsTable {
   secret: string;
   created_at: number;
   rotated_at: number | null;
+  /** Sealed: the secret the last rotation replaced, accepted until previous_until. */
+  previous_secret: string | null;
+  previous_until: number | null;
 }
 
 export interface SecretKeyCheckTable {

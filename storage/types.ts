@@ -280,14 +280,20 @@ export interface WebhookSecretRecord {
   sealed: string;
   createdAt: number;
   rotatedAt: number | null;
+  /** The secret the last rotation replaced (sealed), and until when it is still accepted. */
+  previousSealed: string | null;
+  previousUntil: number | null;
 }
 
 export interface WebhookSecretRepository {
   get(workflow: string): Promise<WebhookSecretRecord | undefined>;
   /** Stores a first secret unless the workflow has one already; returns the one that is stored. */
   createIfAbsent(record: { workflow: string; sealed: string; createdAt: number }): Promise<WebhookSecretRecord>;
-  /** Replaces the secret of a workflow that has one; undefined when it has none. */
-  replace(workflow: string, sealed: string, now: number): Promise<WebhookSecretRecord | undefined>;
+  /**
+   * Replaces the secret of a workflow that has one (undefined when it has none); the replaced one
+   * stays acceptable until `previousUntil` (null: not at all).
+   */
+  replace(workflow: string, sealed: string, now: number, previousUntil: number | null): Promise<WebhookSecretRecord | undefined>;
 }
 
 export interface SecretKeyCheckRepository {

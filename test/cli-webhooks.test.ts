@@ -34,6 +34,14 @@ describe("bifrost webhooks, embedded", () => {
     expect(view).toMatchObject({ workflow: "hook", rotatedAt: expect.any(String) });
     expect(view.secret).not.toBe(secret);
     expect((await bifrost(["webhooks", "show", "hook"], env)).stdout.trim()).toBe(view.secret);
+    // The old secret keeps working for a day by default; --grace 0 ends it at once.
+    expect(rotated.stdout).toContain('"previousValidUntil": "');
+    const now = await bifrost(["webhooks", "rotate", "hook", "--grace", "0"], env);
+    expect(now.code).toBe(0);
+    expect(now.stderr).toContain("the old one no longer works");
+    const bad = await bifrost(["webhooks", "rotate", "hook", "--grace", "later"], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("VALIDATION_FAILED");
   });
 
   it("refuses a workflow that takes no webhooks, and bad usage, with the CLI's fix", async () => {

@@ -14,13 +14,15 @@ forEachDialect((dialect, withStorage) => {
       ]);
       expect(a).toEqual(b);
       expect(await s.webhookSecrets.get("hook")).toEqual(a);
-      expect(a).toMatchObject({ workflow: "hook", rotatedAt: null });
+      expect(a).toMatchObject({ workflow: "hook", rotatedAt: null, previousSealed: null, previousUntil: null });
     }));
 
     it("replaces a secret on rotation and only for a workflow that has one", withStorage(async (s) => {
       await s.webhookSecrets.createIfAbsent({ workflow: "hook", sealed: "old", createdAt: 1 });
-      expect(await s.webhookSecrets.replace("hook", "new", 5)).toEqual({ workflow: "hook", sealed: "new", createdAt: 1, rotatedAt: 5 });
-      expect(await s.webhookSecrets.replace("other", "new", 5)).toBeUndefined();
+      expect(await s.webhookSecrets.replace("hook", "new", 5, null)).toEqual({ workflow: "hook", sealed: "new", createdAt: 1, rotatedAt: 5, previousSealed: null, previousUntil: null });
+      // With a grace, the replaced secret becomes the previous one in the same write.
+      expect(await s.webhookSecrets.replace("hook", "newer", 6, 100)).toEqual({ workflow: "hook", sealed: "newer", createdAt: 1, rotatedAt: 6, previousSealed: "new", previousUntil: 100 });
+      expect(await s.webhookSecrets.replace("other", "new", 5, null)).toBeUndefined();
       expect(await s.webhookSecrets.get("other")).toBeUndefined();
     }));
 

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../engine/config.js";
 import { startServer, type RunningServer } from "../engine/server.js";
 import { sign } from "../engine/webhooks/signature.js";
-import { bearer, createTestKey, memoryLogger, tempDir, workflowSource, writeFiles } from "./helpers.js";
+import { bearer, createTestKey, memoryLogger, openTestEngine, tempDir, workflowSource, writeFiles } from "./helpers.js";
 
 /**
  * Webhooks over a real listening server: signatures (valid, wrong, garbled, missing), a body that
@@ -110,6 +110,7 @@ describe("webhooks", () => {
       example: expect.stringContaining("openssl dgst -sha256 -hmac"),
       createdAt: expect.any(String),
       rotatedAt: null,
+      previousValidUntil: null,
     });
     expect((await webhookInfo("operator")).body.error?.code).toBe("FORBIDDEN");
     expect((await webhookInfo("viewer")).status).toBe(403);
@@ -211,15 +212,33 @@ describe("webhooks", () => {
     expect(await server.engine.waitForRun(reply.id, 20_000)).toMatchObject({ trigger: "webhook", params: { name: "shell" } });
   });
 
-  it("rotation replaces the secret at once: the old one is refused, the new one accepted", async () => {
+  it("rotation keeps the old secret working for its grace (default a day) beside the new one", async () => {
     const before = await secret();
     expect((await call("POST", "/api/workflows/hook/webhook/rotate", { headers: bearer(keys.operator) })).status).toBe(403);
     const rotated = await call("POST", "/api/workflows/hook/webhook/rotate", { headers: bearer(keys.admin), secretReply: true });
     expect(rotated.status).toBe(200);
     const after = rotated.body.secret as string;
     secretsSeen.add(after);
+    cachedSecret = after;
     expect(after).not.toBe(before);
-    expect(rotated.body.rotatedAt).toEqual(expect.any(String));
+    const until = Date.parse(rotated.body.previousValidUntil as string) - Date.parse(rotated.body.rotatedAt as string);
+    expect(until).toBe(24 * 3_600_000);
+    const body = JSON.stringify({ name: "Both" });
+    expect((await call("POST", "/api/hooks/hook", { body, headers: signed(before, body) })).status).toBe(202);
+    expect((await call("POST", "/api/hooks/hook", { body, headers: signed(after, body) })).status).toBe(202);
+  });
+
+  it("rotation with grace=0 replaces the secret at once: the old one is refused, the new one accepted", async () => {
+    const before = await secret();
+    await refusedWith("VALIDATION_FAILED", 400, () => call("POST", "/api/workflows/hook/webhook/rotate?grace=soon", { headers: bearer(keys.admin) }));
+    await refusedWith("VALIDATION_FAILED", 400, () => call("POST", "/api/workflows/hook/webhook/rotate?grace=8d", { headers: bearer(keys.admin) }));
+    expect(await secret()).toBe(before);
+    const rotated = await call("POST", "/api/workflows/hook/webhook/rotate?grace=0", { headers: bearer(keys.admin), secretReply: true });
+    expect(rotated.status).toBe(200);
+    const after = rotated.body.secret as string;
+    secretsSeen.add(after);
+    expect(after).not.toBe(before);
+    expect(rotated.body).toMatchObject({ rotatedAt: expect.any(String), previousValidUntil: null });
     expect(await secret()).toBe(after);
     cachedSecret = after;
     const body = JSON.stringify({ name: "Rotated" });
@@ -246,6 +265,28 @@ describe("webhooks", () => {
       expect(otherReplies.filter((r) => r.includes(s))).toEqual([]);
       expect(database.includes(s)).toBe(false);
       expect(database.includes(s.slice("whsec_".length))).toBe(false);
+    }
+  });
+});
+
+describe("webhook rotation grace on the engine's clock", () => {
+  it("the old secret works until its grace ends, and not a moment after", async () => {
+    const clock = { offset: 0 };
+    const workflowsDir = tempDir("bifrost-wf-");
+    writeFiles(workflowsDir, { "hook.ts": workflowSource("hook", `return params;`, `\n  webhook: true,`) });
+    const { engine } = await openTestEngine({ workflowsDir, deps: { now: () => Date.now() + clock.offset } });
+    try {
+      const old = (await engine.webhooks.info("hook")).secret;
+      const rotated = await engine.webhooks.rotate("hook", 3_600_000);
+      const body = Buffer.from("{}");
+      expect(await engine.webhooks.verify("hook", body, sign(old, body))).toEqual({ ok: true });
+      expect(await engine.webhooks.verify("hook", body, sign(rotated.secret, body))).toEqual({ ok: true });
+      clock.offset += 3_600_000;
+      expect(await engine.webhooks.verify("hook", body, sign(old, body))).toEqual({ ok: false, reason: "mismatch" });
+      expect(await engine.webhooks.verify("hook", body, sign(rotated.secret, body))).toEqual({ ok: true });
+      expect((await engine.webhooks.info("hook")).previousValidUntil).toBeNull();
+    } finally {
+      await engine.stop(0);
     }
   });
 });

@@ -161,6 +161,7 @@ export const webhookInfo = object({
   example: { type: "string", description: "a shell snippet that signs a body with openssl and sends it with curl" },
   createdAt: { type: "string", format: "date-time" },
   rotatedAt: time,
+  previousValidUntil: { ...time, description: "until when the secret the last rotation replaced is still accepted; null once it is not" },
 });
 
 /** Every error status a route can answer, in one shape. */

@@ -36,7 +36,9 @@ Usage:
   bifrost keys list                      API keys (never their secrets)
   bifrost keys revoke <key-id>           refuse a key from now on
   bifrost webhooks show <workflow>       a webhook workflow's secret (stdout) and how to sign with it
-  bifrost webhooks rotate <workflow>     replace the secret; the old one stops working at once
+  bifrost webhooks rotate <workflow> [--grace 24h]
+                                         replace the secret; the old one keeps working for the grace
+                                         (default 24h, at most 7d; --grace 0 ends it at once)
   bifrost schedules list [--workflow W] [--org ORG]
                                          schedules per workflow and org: cron in words, next and last fire
   bifrost schedules pause|resume <workflow> [--org ORG]
@@ -113,6 +115,7 @@ function parse(argv: string[]) {
         "client-secret-stdin": { type: "boolean", default: false },
         scopes: { type: "string" },
         "redirect-uri": { type: "string" },
+        grace: { type: "string" },
       },
     });
   } catch (e) {

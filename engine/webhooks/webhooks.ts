@@ -29,7 +29,14 @@ export interface WebhookInfo {
   example: string;
   createdAt: number;
   rotatedAt: number | null;
+  /** Until when the secret the last rotation replaced is still accepted (null: it is not). */
+  previousValidUntil: number | null;
 }
+
+/** How long a rotated-out secret keeps working unless the rotation says otherwise. */
+export const DEFAULT_ROTATION_GRACE_MS = 24 * 3_600_000;
+/** The longest grace a rotation may give the old secret. */
+export const MAX_ROTATION_GRACE_MS = 7 * 24 * 3_600_000;
 
 /**
  * Webhook secrets: one per workflow that declares `webhook: true`, created when such a workflow is
@@ -63,9 +70,13 @@ export class Webhooks {
     throw new BifrostError("WEBHOOK_NOT_FOUND", `No webhook for workflow "${name}": no registered workflow of that name declares webhook: true`, { details: { workflow: name } });
   }
 
+  /** Checks the signature against the secret, and against the one a rotation replaced while its grace lasts. */
   async verify(name: string, body: Buffer, header: string | undefined): Promise<SignatureCheck> {
     await this.requireWebhook(name);
-    return verifySignature(this.open(await this.stored(name)), body, header);
+    const record = await this.stored(name);
+    const check = verifySignature(this.open(record), body, header);
+    if (check.ok || check.reason !== "mismatch" || record.previousSealed === null || (record.previousUntil ?? 0) <= this.deps.now()) return check;
+    return verifySignature(this.deps.secrets.open(record.previousSealed, contextOf(name)), body, header);
   }
 
   async info(name: string): Promise<WebhookInfo> {
@@ -73,14 +84,19 @@ export class Webhooks {
     return this.view(await this.stored(name));
   }
 
-  /** Replaces the secret at once: the old one stops working. */
-  async rotate(name: string): Promise<WebhookInfo> {
+  /**
+   * Replaces the secret. The old one keeps working for `graceMs` (default a day) so that senders
+   * can switch without refused calls; 0 ends it at once (a leaked secret).
+   */
+  async rotate(name: string, graceMs: number = DEFAULT_ROTATION_GRACE_MS): Promise<WebhookInfo> {
+    if (!Number.isInteger(graceMs) || graceMs < 0 || graceMs > MAX_ROTATION_GRACE_MS) throw new BifrostError("VALIDATION_FAILED", "grace: a duration from 0 (the old secret stops working at once) to 7d");
     await this.requireWebhook(name);
     await this.stored(name);
-    const replaced = await this.deps.storage.webhookSecrets.replace(name, this.seal(name, newWebhookSecret()), this.deps.now());
+    const now = this.deps.now();
+    const replaced = await this.deps.storage.webhookSecrets.replace(name, this.seal(name, newWebhookSecret()), now, graceMs === 0 ? null : now + graceMs);
     if (!replaced) throw new BifrostError("INTERNAL", `the webhook secret of "${name}" disappeared while it was rotated`);
     this.deps.events.emit("webhook:secret", { workflow: name, reason: "rotated" });
-    this.deps.logger.info({ workflow: name }, "webhook secret rotated");
+    this.deps.logger.info({ workflow: name, graceMs }, "webhook secret rotated");
     return this.view(replaced);
   }
 
@@ -109,7 +125,8 @@ export class Webhooks {
   private view(record: WebhookSecretRecord): WebhookInfo {
     const secret = this.open(record);
     const url = `${this.deps.publicUrl}/api/hooks/${record.workflow}`;
-    return { workflow: record.workflow, url, header: SIGNATURE_HEADER, secret, example: curlExample(url, secret), createdAt: record.createdAt, rotatedAt: record.rotatedAt };
+    const previousValidUntil = record.previousSealed !== null && record.previousUntil !== null && record.previousUntil > this.deps.now() ? record.previousUntil : null;
+    return { workflow: record.workflow, url, header: SIGNATURE_HEADER, secret, example: curlExample(url, secret), createdAt: record.createdAt, rotatedAt: record.rotatedAt, previousValidUntil };
   }
 }
 
