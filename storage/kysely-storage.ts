@@ -418,7 +418,8 @@ function runRepository(db: Db, dialect: "sqlite" | "postgres"): RunRepository {
           .set({ status: "queued", run_at: patch.runAt, attempt: patch.attempt, error: json(patch.error), lease_owner: null, lease_until: null })
           .executeTakeFirst();
         const done = Number(res.numUpdatedRows) > 0;
-        if (done) await interruptSteps(trx, lease.runId, patch.runAt, "the run was handed back to the queue");
+        // The steps ended when the invocation did, not when the run is due again (a sleep's wake time).
+        if (done) await interruptSteps(trx, lease.runId, patch.at ?? patch.runAt, "the run was handed back to the queue");
         // Someone cancelled the run while this invocation was deciding to hand it back.
         else await cancelRequestedRuns(trx, owned(trx, lease), Date.now());
         return done;

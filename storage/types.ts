@@ -190,7 +190,8 @@ export interface RunRepository {
    * carries a cancel request ends cancelled instead (and this returns false): it never waits in the
    * queue for a retry nobody wants.
    */
-  requeue(lease: Lease, patch: { runAt: number; attempt: number; error: ErrorData | null }): Promise<boolean>;
+  /** `at`: when the invocation handed the run back; steps it left running end then (default `runAt`). */
+  requeue(lease: Lease, patch: { runAt: number; attempt: number; error: ErrorData | null; at?: number }): Promise<boolean>;
   /** Cancels a run that no engine is executing (status queued); undefined if it was not queued. */
   cancelQueued(id: string, error: ErrorData, now: number): Promise<RunRecord | undefined>;
   /**

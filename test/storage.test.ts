@@ -48,6 +48,14 @@ forEachDialect((dialect, withStorage) => {
       expect(await s.runs.get(first.id)).toMatchObject({ status: "succeeded", result: { ok: true }, leaseOwner: null, finishedAt: 2_500 });
     }));
 
+    it("a requeue ends the steps it cut off when the invocation ended, not when the run is due again", withStorage(async (s) => {
+      const run = (await s.runs.create(newRun({ now: 100 }))).run;
+      const claimed = (await s.runs.claim(run.id, "A", 150, 1_000))!;
+      await s.steps.begin(leaseOf(claimed), "long", 160);
+      expect(await s.runs.requeue(leaseOf(claimed), { runAt: 90_000, attempt: 1, error: null, at: 400 })).toBe(true);
+      expect(await s.steps.listForRun(run.id)).toMatchObject([{ name: "long", status: "failed", finishedAt: 400, error: { code: "STEP_INTERRUPTED" } }]);
+    }));
+
     it("claims a specific run, requeues with a delay, and releases leases", withStorage(async (s) => {
       const run = (await s.runs.create(newRun({ now: 100 }))).run;
       const claimed = await s.runs.claim(run.id, "A", 150, 1_000);

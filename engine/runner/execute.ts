@@ -93,7 +93,7 @@ async function record(run: RunRecord, decision: Decision, deps: ExecuteDeps): Pr
   const lease = { runId: run.id, owner: deps.owner, token: run.leaseToken };
   try {
     if (decision.kind === "requeue") {
-      const requeued = await deps.storage.runs.requeue(lease, decision);
+      const requeued = await deps.storage.runs.requeue(lease, { runAt: decision.runAt, attempt: decision.attempt, error: decision.error, at: deps.now() });
       if (requeued) {
         const event = { runId: run.id, workflow: run.workflow, reason: decision.reason, runAt: decision.runAt, error: decision.error };
         deps.events.emit("run:requeued", decision.limit ? { ...event, limit: decision.limit } : event);
