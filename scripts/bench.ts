@@ -14,6 +14,7 @@ import { Engine } from "../engine/engine.js";
 import { compileModule } from "../engine/registry/compile.js";
 import { startServer } from "../engine/server.js";
 import { IsolatePool, WorkflowSandbox } from "../sandbox/index.js";
+import { benchOAuth } from "./bench-oauth.js";
 import { benchScheduler } from "./bench-scheduler.js";
 
 const SANDBOX_RUNS = Number(process.env.BENCH_SANDBOX_RUNS ?? 300);
@@ -172,7 +173,10 @@ async function main(): Promise<void> {
     row(`ctx.http.get per call (${CTX_HTTP_CALLS} in one run, mean)`, ms(mean), `bare fetch median ${ms(bare.median)}`, `${(mean / bare.median).toFixed(2)}x`);
     row("  overhead per call", ms(mean - bare.median), "", "");
 
-    // 4. The scheduler: fire lag and idle CPU with 10,000 schedules (scripts/bench-scheduler.ts).
+    // 4. OAuth: a fresh token per call, and one refresh shared by concurrent callers (scripts/bench-oauth.ts).
+    await benchOAuth(dir, workflowsDir, row);
+
+    // 5. The scheduler: fire lag and idle CPU with 10,000 schedules (scripts/bench-scheduler.ts).
     await benchScheduler(dir, row);
   } finally {
     rmSync(dir, { recursive: true, force: true });
