@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../engine/config.js";
 import { startServer, type RunningServer } from "../engine/server.js";
-import { createTestKey, memoryLogger, tempDir } from "./helpers.js";
+import { createTestKey, memoryLogger, tempDir, workflowSource, writeFiles } from "./helpers.js";
 import { startOAuthServer, type OAuthTestServer } from "./oauth-server.js";
 import { runBifrost } from "./processes.js";
 
@@ -52,6 +52,16 @@ describe("bifrost oauth, embedded", () => {
     expect(connected.stdout).toMatch(/^PROVIDER\s+ORG\s+STATUS\s+TOKEN\s+SCOPES\s+LAST FAILURE\n/);
     expect(connected.stdout).toMatch(/m\s+acme\s+healthy\s+expires in (59m|1h)\S*\s+api:read\s+-/);
     expect(s.tokenRequests.length).toBe(1);
+
+    // A run uses its org's connection; without one it fails with the fix worded for the terminal.
+    writeFiles(env.BIFROST_WORKFLOWS_DIR, { "uses_m.ts": workflowSource("uses_m", `const c = await ctx.oauth.getConnection("m"); return { scopes: c.scopes, token: c.accessToken };`) });
+    const inOrg = await bifrost(["run", "uses_m", "--org", "acme", "--json"], env);
+    expect(inOrg.code).toBe(0);
+    expect(JSON.parse(inOrg.stdout)).toMatchObject({ status: "succeeded", result: { scopes: ["api:read"], token: "[redacted]" } });
+    const noOrg = await bifrost(["run", "uses_m"], env);
+    expect(noOrg.code).toBe(1);
+    expect(noOrg.stderr).toContain("CONNECTION_NOT_FOUND");
+    expect(noOrg.stderr).toContain("fix: Connect the provider for this org (or globally) first with `bifrost oauth connect <provider> [--org O]`");
 
     const listed = await bifrost(["oauth", "connections", "list", "--json"], env);
     expect(JSON.parse(listed.stdout).items).toMatchObject([{ provider: "m", org: "acme", status: "healthy", scopes: ["api:read"] }]);

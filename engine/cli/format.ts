@@ -1,5 +1,5 @@
 import type { LogLevel } from "../../storage/types.js";
-import type { ErrorData } from "../../common/errors.js";
+import { ERROR_CODES, type ErrorCode, type ErrorCodeInfo, type ErrorData } from "../../common/errors.js";
 import { formatDuration } from "../duration.js";
 
 const useColor = process.stdout.isTTY && !process.env.NO_COLOR;
@@ -65,10 +65,21 @@ export function logLine(line: PrintableLogLine): string {
   return `${dim(time)} ${level} ${step}${line.msg}${data}`;
 }
 
+/**
+ * A run's stored fix is the registry's, worded for HTTP, unless the failure gave its own (an OAuth
+ * category's fix): in the terminal the code's CLI wording replaces the HTTP one.
+ */
+function fixInTerminal(error: ErrorData): string | undefined {
+  if (!error.fix || !Object.hasOwn(ERROR_CODES, error.code)) return error.fix;
+  const info: ErrorCodeInfo = ERROR_CODES[error.code as ErrorCode];
+  return error.fix === info.hint && info.cli ? info.cli : error.fix;
+}
+
 export function errorText(error: ErrorData): string {
   const lines = [`${red(error.code)}: ${error.message}`];
   if (error.step) lines.push(`  in step: ${error.step}`);
-  if (error.fix) lines.push(`  fix: ${error.fix}`);
+  const fix = fixInTerminal(error);
+  if (fix) lines.push(`  fix: ${fix}`);
   if (error.stack) lines.push(...error.stack.split("\n").slice(1).map((l) => dim(`  ${l.trim()}`)));
   return lines.join("\n");
 }
