@@ -301,6 +301,13 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable("webhook_secrets").addColumn("previous_until", time).execute();
       },
     },
+    "0013_oauth_client_auth": {
+      async up(db: Kysely<unknown>) {
+        // How the client authenticates at the token endpoint: form fields (what Microsoft and
+        // HaloPSA document, the default) or HTTP Basic (what some providers require).
+        await db.schema.alterTable("oauth_providers").addColumn("client_auth", "text", (c) => c.notNull().defaultTo("client_secret_post")).execute();
+      },
+    },
   };
 }
 

@@ -21,6 +21,7 @@ function toProvider(row: Selectable<OAuthProvidersTable>): OAuthProviderRecord {
     clientSecretSealed: row.client_secret,
     scopes: strings(row.scopes),
     redirectUri: row.redirect_uri,
+    clientAuth: row.client_auth,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -101,6 +102,7 @@ export function oauthRepository(db: Kysely<Database>): OAuthRepository {
           client_secret: r.clientSecretSealed,
           scopes: JSON.stringify(r.scopes),
           redirect_uri: r.redirectUri,
+          client_auth: r.clientAuth,
           created_at: r.createdAt,
           updated_at: r.updatedAt,
         })
@@ -113,6 +115,7 @@ export function oauthRepository(db: Kysely<Database>): OAuthRepository {
             client_secret: r.clientSecretSealed,
             scopes: JSON.stringify(r.scopes),
             redirect_uri: r.redirectUri,
+            client_auth: r.clientAuth,
             updated_at: r.updatedAt,
           }),
         )

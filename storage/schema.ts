@@ -140,6 +140,8 @@ export interface OAuthProvidersTable {
   client_secret: string | null;
   scopes: string;
   redirect_uri: string | null;
+  /** "client_secret_post" | "client_secret_basic". */
+  client_auth: string;
   created_at: number;
   updated_at: number;
 }

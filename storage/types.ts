@@ -409,6 +409,8 @@ export interface OAuthProviderRecord {
   scopes: string[];
   /** null: the engine's default (<public url>/api/oauth/callback). */
   redirectUri: string | null;
+  /** How the client authenticates at the token endpoint: "client_secret_post" or "client_secret_basic". */
+  clientAuth: string;
   createdAt: number;
   updatedAt: number;
 }

@@ -276,6 +276,14 @@ export async function startOAuthServer(options: OAuthServerOptions): Promise<OAu
 
     // Accept Basic for clients registered without a fixed method: oidc-provider insists on one per client.
     const client = clientId === null ? undefined : clientsById.get(clientId);
+    // A client pinned to one method is refused the other, as providers that enforce it do
+    // (oidc-provider 8 takes either for a secret).
+    const pinned = client?.tokenEndpointAuthMethod;
+    if ((pinned === "client_secret_basic" && !basic) || (pinned === "client_secret_post" && basic)) {
+      record.status = 401;
+      res.writeHead(401, { "content-type": "application/json" }).end(JSON.stringify({ error: "invalid_client", error_description: `client authentication must use ${pinned === "client_secret_basic" ? "HTTP Basic" : "the request body"}` }));
+      return;
+    }
     if (form && basic && client && !client.tokenEndpointAuthMethod && !params.has("client_secret")) {
       params.set("client_id", basic.id);
       params.set("client_secret", basic.secret);

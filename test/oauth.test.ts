@@ -298,6 +298,18 @@ describe("OAuth failures, categorized", () => {
     await expectNoSecrets(s, server);
   });
 
+  it("a provider that takes the client secret only as HTTP Basic is connected with clientAuth client_secret_basic", async () => {
+    const basicOnly = { ...CC, clientId: "basic-client", tokenEndpointAuthMethod: "client_secret_basic" as const };
+    const server = await oauthServer({ clients: [basicOnly] });
+    const s = await engineFor();
+    await addCcProvider(s.engine, server, "Form", { clientId: "basic-client" });
+    await expect(s.engine.oauth.connections.connectClientCredentials("Form", null, null)).rejects.toMatchObject({ category: "invalid_client" });
+    const saved = await addCcProvider(s.engine, server, "Basic", { clientId: "basic-client", clientAuth: "client_secret_basic" });
+    expect(saved.provider.clientAuth).toBe("client_secret_basic");
+    expect(await s.engine.oauth.connections.connectClientCredentials("Basic", null, null)).toMatchObject({ status: "healthy" });
+    await expect(s.engine.oauth.putProvider("Bad", { grantType: "client_credentials", tokenUrl: server.tokenUrl, clientId: "x", clientAuth: "jwt" })).rejects.toMatchObject({ code: "VALIDATION_FAILED" });
+  });
+
   it("a scope the client may not have is scope_mismatch", async () => {
     // The provider knows "admin", and this client may not ask for it.
     const server = await oauthServer({ scopes: ["admin"] });

@@ -11,6 +11,7 @@ const provider = (name: string, at = 1): OAuthProviderRecord => ({
   clientSecretSealed: "sealed-secret",
   scopes: ["a", "offline_access"],
   redirectUri: null,
+  clientAuth: "client_secret_post",
   createdAt: at,
   updatedAt: at,
 });

@@ -59,6 +59,7 @@ export const providerSchema = object({
   scopes: { type: "array", items: text },
   redirectUri: { ...text, description: "the redirect URI sent to the provider: the configured one, or <BIFROST_PUBLIC_URL>/api/oauth/callback" },
   redirectUriDefault: { type: "boolean", description: "true when no redirect URI was configured" },
+  clientAuth: { type: "string", enum: ["client_secret_post", "client_secret_basic"], description: "how the client authenticates at the token endpoint" },
   createdAt: { type: "string", format: "date-time" },
   updatedAt: { type: "string", format: "date-time" },
 });

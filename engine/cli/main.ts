@@ -53,7 +53,7 @@ Usage:
                                          reset a key: the next run that reads it finds nothing
   bifrost oauth providers add <name> --grant-type authorization_code|client_credentials --token-url U
                     --client-id ID [--authorization-url U] [--client-secret-stdin | --client-secret S]
-                    [--scopes "a b"] [--redirect-uri U]
+                    [--scopes "a b"] [--redirect-uri U] [--client-auth post|basic]
                                          create or replace a provider; prints its configuration warnings
   bifrost oauth providers list|show <name>|remove <name>
                                          providers (the client secret only as set / not set)
@@ -116,6 +116,7 @@ function parse(argv: string[]) {
         scopes: { type: "string" },
         "redirect-uri": { type: "string" },
         grace: { type: "string" },
+        "client-auth": { type: "string" },
       },
     });
   } catch (e) {

@@ -28,6 +28,7 @@ export interface OAuthCliOptions {
   "client-secret-stdin"?: boolean | undefined;
   scopes?: string | undefined;
   "redirect-uri"?: string | undefined;
+  "client-auth"?: string | undefined;
 }
 
 type Saved = { provider: ProviderApiView; warnings: OAuthCheck[]; created: boolean };
@@ -190,6 +191,7 @@ async function providerBody(o: OAuthCliOptions): Promise<Record<string, unknown>
     ...(secret !== undefined && { clientSecret: secret }),
     ...(o.scopes !== undefined && { scopes: o.scopes.trim() === "" ? [] : o.scopes.trim().split(/\s+/) }),
     ...(o["redirect-uri"] !== undefined && { redirectUri: o["redirect-uri"] }),
+    ...(o["client-auth"] !== undefined && { clientAuth: o["client-auth"] === "basic" ? "client_secret_basic" : o["client-auth"] === "post" ? "client_secret_post" : o["client-auth"] }),
   };
 }
 
@@ -214,7 +216,7 @@ function providerText(p: ProviderApiView): string {
     ...(p.authorizationUrl === null ? [] : [`  authorization URL: ${p.authorizationUrl}`]),
     `  token URL:         ${p.tokenUrl}`,
     `  client id:         ${p.clientId}`,
-    `  client secret:     ${p.clientSecretSet ? "set" : "not set"}`,
+    `  client secret:     ${p.clientSecretSet ? "set" : "not set"}${p.clientAuth === "client_secret_basic" ? dim(" (sent as HTTP Basic)") : ""}`,
     `  scopes:            ${p.scopes.join(" ") || "-"}`,
     `  redirect URI:      ${p.redirectUri}${p.redirectUriDefault ? dim(" (default: BIFROST_PUBLIC_URL + /api/oauth/callback)") : ""}`,
   ].join("\n");

@@ -449,6 +449,7 @@ export class OAuthConnections implements ConnectionProvider {
       authorizationUrl: record.authorizationUrl === null ? null : fillEntity(record.authorizationUrl, entityId, "authorizationUrl", record.name),
       clientId: record.clientId,
       clientSecret: openClientSecret(this.o.secrets, record),
+      clientAuth: record.clientAuth === "client_secret_basic" ? "client_secret_basic" : "client_secret_post",
     };
   }
 

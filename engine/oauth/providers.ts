@@ -2,7 +2,7 @@ import { BifrostError } from "../../common/errors.js";
 import type { OAuthProviderRecord } from "../../storage/types.js";
 import type { SecretBox } from "../secrets/key.js";
 import { CALLBACK_PATH } from "./config-checks.js";
-import { GRANT_TYPES, type GrantType, type ProviderView } from "./types.js";
+import { CLIENT_AUTHS, GRANT_TYPES, type ClientAuth, type GrantType, type ProviderView } from "./types.js";
 
 /** Provider names appear in URLs, `connection:` options and log lines: short, plain, case kept ("HaloPSA"). */
 export const PROVIDER_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
@@ -19,6 +19,7 @@ export interface ProviderInput {
   clientSecret?: string | null;
   scopes?: string[] | string;
   redirectUri?: string | null;
+  clientAuth?: ClientAuth;
 }
 
 export const secretContext = (provider: string) => `oauth-provider:${provider}:client_secret`;
@@ -79,16 +80,19 @@ export interface ProviderFields {
   clientSecret: string | null | undefined;
   scopes: string[];
   redirectUri: string | null;
+  clientAuth: ClientAuth;
 }
 
 export function parseProviderInput(name: string, body: unknown): ProviderFields {
   if (!PROVIDER_NAME.test(name)) throw problem("name", "a provider name starts with a letter and has at most 64 letters, digits, '_', '.' or '-'");
   if (body === null || typeof body !== "object" || Array.isArray(body)) throw problem("body", "must be a JSON object");
   const input = body as Record<string, unknown>;
-  const known = new Set(["grantType", "authorizationUrl", "tokenUrl", "clientId", "clientSecret", "scopes", "redirectUri"]);
+  const known = new Set(["grantType", "authorizationUrl", "tokenUrl", "clientId", "clientSecret", "scopes", "redirectUri", "clientAuth"]);
   for (const key of Object.keys(input)) if (!known.has(key)) throw problem(key, `is not a provider field (expected ${[...known].join(", ")})`);
   const grantType = input.grantType ?? "authorization_code";
   if (typeof grantType !== "string" || !(GRANT_TYPES as readonly string[]).includes(grantType)) throw problem("grantType", `must be one of ${GRANT_TYPES.join(", ")}`);
+  const clientAuth = input.clientAuth ?? "client_secret_post";
+  if (typeof clientAuth !== "string" || !(CLIENT_AUTHS as readonly string[]).includes(clientAuth)) throw problem("clientAuth", `must be one of ${CLIENT_AUTHS.join(", ")} (how the token endpoint expects the client id and secret: form fields, or HTTP Basic)`);
   const fields: ProviderFields = {
     grantType: grantType as GrantType,
     authorizationUrl: url(input, "authorizationUrl", grantType === "authorization_code"),
@@ -98,6 +102,7 @@ export function parseProviderInput(name: string, body: unknown): ProviderFields 
     clientSecret: input.clientSecret === undefined ? undefined : text(input, "clientSecret", MAX_FIELD, false),
     scopes: scopes(input.scopes),
     redirectUri: url(input, "redirectUri", false),
+    clientAuth: clientAuth as ClientAuth,
   };
   return fields;
 }
@@ -112,6 +117,7 @@ export function toProviderRecord(name: string, fields: ProviderFields, sealedSec
     clientSecretSealed: sealedSecret,
     scopes: fields.scopes,
     redirectUri: fields.redirectUri,
+    clientAuth: fields.clientAuth,
     createdAt: existing?.createdAt ?? now,
     updatedAt: now,
   };
@@ -128,6 +134,7 @@ export function providerView(record: OAuthProviderRecord, publicUrl: string): Pr
     scopes: record.scopes,
     redirectUri: record.redirectUri ?? defaultRedirectUri(publicUrl),
     redirectUriDefault: record.redirectUri === null,
+    clientAuth: record.clientAuth === "client_secret_basic" ? "client_secret_basic" : "client_secret_post",
     createdAt: record.createdAt,
     updatedAt: record.updatedAt,
   };

@@ -13,6 +13,8 @@ export interface Endpoints {
   authorizationUrl: string | null;
   clientId: string;
   clientSecret: string | null;
+  /** Form fields (default) or HTTP Basic. */
+  clientAuth?: "client_secret_post" | "client_secret_basic";
 }
 
 /** What a token response said, before sealing. */
@@ -46,8 +48,8 @@ export function configuration(endpoints: Endpoints): client.Configuration {
     token_endpoint: tokenUrl.href,
     ...(endpoints.authorizationUrl ? { authorization_endpoint: endpoints.authorizationUrl } : {}),
   };
-  // client_secret_post: what Microsoft's and HaloPSA's token endpoints document.
-  const auth = endpoints.clientSecret === null ? client.None() : client.ClientSecretPost(endpoints.clientSecret);
+  // client_secret_post by default: what Microsoft's and HaloPSA's token endpoints document.
+  const auth = endpoints.clientSecret === null ? client.None() : endpoints.clientAuth === "client_secret_basic" ? client.ClientSecretBasic(endpoints.clientSecret) : client.ClientSecretPost(endpoints.clientSecret);
   const config = new client.Configuration(metadata, endpoints.clientId, undefined, auth);
   config.timeout = TOKEN_CALL_TIMEOUT_S;
   // Plain http only where the provider URL itself says so (a local or test provider); the

@@ -24,6 +24,10 @@ export type OAuthCategory = (typeof OAUTH_CATEGORIES)[number];
 export type GrantType = "authorization_code" | "client_credentials";
 export const GRANT_TYPES: readonly GrantType[] = ["authorization_code", "client_credentials"];
 
+/** How the client authenticates at the token endpoint: form fields (default) or HTTP Basic. */
+export type ClientAuth = "client_secret_post" | "client_secret_basic";
+export const CLIENT_AUTHS: readonly ClientAuth[] = ["client_secret_post", "client_secret_basic"];
+
 /**
  * healthy: a token that is valid beyond the refresh window; expiring: valid, but inside it (the
  * refresh job or the next use renews it); refresh_failed: the last refresh failed for a transient
@@ -48,6 +52,7 @@ export interface ProviderView {
   redirectUri: string;
   /** True when no redirect URI was configured and the default is used. */
   redirectUriDefault: boolean;
+  clientAuth: ClientAuth;
   createdAt: number;
   updatedAt: number;
 }

@@ -25,6 +25,7 @@ const provider: ProviderView = {
   scopes: ["https://graph.microsoft.com/User.Read", "https://graph.microsoft.com/Mail.Read", "offline_access", "openid"],
   redirectUri: "https://bifrost.example.com/api/oauth/callback",
   redirectUriDefault: true,
+  clientAuth: "client_secret_post",
   createdAt: NOW - 86_400_000,
   updatedAt: NOW - 86_400_000,
 };

@@ -41,6 +41,7 @@ const providerBody = {
     clientSecret: { type: ["string", "null"], maxLength: 4096, description: "write-only; absent keeps the stored one, null removes it" },
     scopes: { anyOf: [scopeList, { type: "string", maxLength: 51_200 }], description: "an array, or one space-separated string" },
     redirectUri: { type: ["string", "null"], maxLength: 2048, description: "default <BIFROST_PUBLIC_URL>/api/oauth/callback" },
+    clientAuth: { type: "string", enum: ["client_secret_post", "client_secret_basic"], description: "how the token endpoint takes the client id and secret: form fields (default) or HTTP Basic" },
   },
 } as const;
 // The provider adds fields of its own (iss, session_state, scope…) that the code exchange checks or ignores.
