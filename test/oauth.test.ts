@@ -251,6 +251,26 @@ describe("OAuth refresh", () => {
     await expectNoSecrets(s, server);
   });
 
+  it("a caller whose invocation ends stops waiting for a shared refresh; the others still get the token", async () => {
+    const server = await oauthServer({ accessTokenTtlSeconds: 600 });
+    const s = await engineFor();
+    await addWebProvider(s.engine, server);
+    await authorize(s.engine, server, "Web");
+    s.clock.offset += 700_000;
+    await server.setMode("slow");
+    const before = server.tokenRequests.length;
+    const leaving = new AbortController();
+    const first = s.engine.oauth.connections.token("Web", null, { signal: leaving.signal });
+    const second = s.engine.oauth.connections.token("Web", null);
+    await server.waitForTokenRequests(before + 1);
+    leaving.abort();
+    await expect(first).rejects.toMatchObject({ code: "RUN_ABORTED" });
+    server.release();
+    await server.setMode("normal");
+    expect((await second).accessToken).toBeTruthy();
+    expect(tokenGrants(server, "refresh_token")).toHaveLength(1);
+  });
+
   it("has two engines on one database refresh a connection once", async () => {
     const server = await oauthServer({ accessTokenTtlSeconds: 600 });
     const dataDir = tempDir();

@@ -121,7 +121,7 @@ export class OAuthConnections implements ConnectionProvider {
     }
     if (conn.status === "needs_reauth") throw this.reauthError(conn);
     if (!options.forceRefresh && conn.accessTokenSealed !== null && this.isFresh(conn)) return this.grant(conn);
-    return this.refreshShared(conn, options.forceRefresh === true, options.signal);
+    return untilAborted(this.refreshShared(conn, options.forceRefresh === true), options.signal);
   }
 
   async authHeader(provider: string, org: string | null, options: AuthHeaderOptions): Promise<string> {
@@ -172,11 +172,15 @@ export class OAuthConnections implements ConnectionProvider {
   }
 
   /** One refresh per connection in this process; callers that arrive meanwhile share its outcome. */
-  private refreshShared(conn: OAuthConnectionRecord, force: boolean, signal: AbortSignal | undefined): Promise<AccessGrant> {
+  /**
+   * The refresh is everyone's, so no caller's signal stops it: a caller whose invocation ends stops
+   * waiting (untilAborted), the others still get the token.
+   */
+  private refreshShared(conn: OAuthConnectionRecord, force: boolean): Promise<AccessGrant> {
     const k = key(conn.provider, conn.org);
     const running = this.inFlight.get(k);
     if (running) return running;
-    const started = this.refreshLeased(conn.provider, conn.org, conn.generation, force, signal).finally(() => this.inFlight.delete(k));
+    const started = this.refreshLeased(conn.provider, conn.org, conn.generation, force).finally(() => this.inFlight.delete(k));
     this.inFlight.set(k, started);
     return started;
   }
@@ -185,15 +189,14 @@ export class OAuthConnections implements ConnectionProvider {
    * Refreshes under the connection's lease. `seen` is the generation the caller found stale: a
    * newer one stored by another engine meanwhile is used instead of refreshing again.
    */
-  private async refreshLeased(provider: string, org: string | null, seen: number, force: boolean, signal: AbortSignal | undefined): Promise<AccessGrant> {
+  private async refreshLeased(provider: string, org: string | null, seen: number, force: boolean): Promise<AccessGrant> {
     const { storage, owner, now } = { storage: this.o.storage, owner: this.o.owner, now: this.o.now };
     // A token another engine stored since the caller looked is the refresh the caller wanted.
     const newer = (c: OAuthConnectionRecord) => c.generation > seen && this.isValid(c);
     for (let round = 0; ; round++) {
-      signal?.throwIfAborted();
       const leased = await storage.oauth.takeRefreshLease(provider, org, owner, now() + this.leaseMs, now());
       if (!leased) {
-        const after = await this.awaitOtherRefresh(provider, org, seen, signal);
+        const after = await this.awaitOtherRefresh(provider, org, seen);
         if (!after) throw new BifrostError("CONNECTION_NOT_FOUND", `the ${provider} connection was removed while it was being refreshed`);
         if (after.status === "needs_reauth") throw this.reauthError(after);
         if (newer(after)) return this.grant(after);
@@ -206,22 +209,22 @@ export class OAuthConnections implements ConnectionProvider {
         if (leased.status === "needs_reauth") throw this.reauthError(leased);
         return this.grant(leased);
       }
-      return this.refreshHere(leased, force, signal);
+      return this.refreshHere(leased, force);
     }
   }
 
-  private async awaitOtherRefresh(provider: string, org: string | null, seen: number, signal: AbortSignal | undefined): Promise<OAuthConnectionRecord | undefined> {
+  private async awaitOtherRefresh(provider: string, org: string | null, seen: number): Promise<OAuthConnectionRecord | undefined> {
     const giveUpAt = this.o.now() + this.leaseMs + 1000;
     this.o.logger.debug({ provider, org }, "another engine is refreshing this OAuth connection; waiting for its token");
     for (;;) {
-      await wait(this.pollMs, undefined, signal ? { signal } : {});
+      await wait(this.pollMs);
       const row = await this.o.storage.oauth.getConnection(provider, org);
       if (!row || row.generation > seen || row.refreshOwner === null || (row.refreshUntil ?? 0) < this.o.now() || this.o.now() > giveUpAt) return row;
     }
   }
 
   /** The token call itself, the lease held; its outcome is stored in one write under the lease. */
-  private async refreshHere(conn: OAuthConnectionRecord, force: boolean, signal: AbortSignal | undefined): Promise<AccessGrant> {
+  private async refreshHere(conn: OAuthConnectionRecord, force: boolean): Promise<AccessGrant> {
     const { provider, org } = conn;
     const subject = `refreshing the ${provider} connection${org === null ? "" : ` of org "${org}"`}`;
     let response: tokens.TokenResponse;
@@ -229,7 +232,7 @@ export class OAuthConnections implements ConnectionProvider {
     const record = await this.o.storage.oauth.getProvider(provider);
     try {
       if (!record) throw new BifrostError("OAUTH_PROVIDER_NOT_FOUND", `the OAuth provider "${provider}" of this connection was removed`);
-      response = await this.callWithRetries(() => this.fetchNewToken(record, conn), (f) => (failure = f), signal, { provider, org });
+      response = await this.callWithRetries(() => this.fetchNewToken(record, conn), (f) => (failure = f), { provider, org });
     } catch (err) {
       if (!failure) {
         await this.o.storage.oauth.releaseRefreshLease(provider, org, this.o.owner);
@@ -269,7 +272,7 @@ export class OAuthConnections implements ConnectionProvider {
   }
 
   /** Transient failures (provider 5xx, network, rate limits) are tried again a couple of times at once. */
-  private async callWithRetries<T>(fn: () => Promise<T>, onFailure: (f: ClassifiedFailure) => void, signal: AbortSignal | undefined, context?: { provider: string; org: string | null }): Promise<T> {
+  private async callWithRetries<T>(fn: () => Promise<T>, onFailure: (f: ClassifiedFailure) => void, context?: { provider: string; org: string | null }): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await fn();
@@ -277,8 +280,8 @@ export class OAuthConnections implements ConnectionProvider {
         if (!(err instanceof tokens.TokenCallError)) throw err;
         const f = classifyOAuthFailure(describeError(err.original, err.where));
         const delay = IN_CALL_RETRY_DELAYS_MS[attempt];
-        if (f.retryable && delay !== undefined && !signal?.aborted) {
-          await wait(delay * (0.5 + Math.random() / 2), undefined, signal ? { signal } : {});
+        if (f.retryable && delay !== undefined) {
+          await wait(delay * (0.5 + Math.random() / 2));
           continue;
         }
         onFailure(f);
@@ -298,7 +301,7 @@ export class OAuthConnections implements ConnectionProvider {
     let failure: ClassifiedFailure | undefined;
     try {
       const config = tokens.configuration(this.endpoints(record, entity));
-      const response = await this.callWithRetries(() => tokens.clientCredentials(config, record.scopes), (f) => (failure = f), undefined, { provider, org });
+      const response = await this.callWithRetries(() => tokens.clientCredentials(config, record.scopes), (f) => (failure = f), { provider, org });
       const stored = await this.o.storage.oauth.connect(provider, org, entity, this.seal(provider, org, response, record.scopes, this.o.now()), this.o.now());
       return this.view(stored);
     } catch (err) {
@@ -322,7 +325,8 @@ export class OAuthConnections implements ConnectionProvider {
     const id = stateId(request.state);
     const now = this.o.now();
     const expiresAt = now + this.stateTtlMs;
-    await this.o.storage.oauth.pruneStates(now);
+    // Kept a day past their expiry, so a late callback is told its link expired rather than unknown.
+    await this.o.storage.oauth.pruneStates(now - 86_400_000);
     await this.o.storage.oauth.createState({ id, provider, org, entityId: entity, codeVerifierSealed: this.o.secrets.seal(request.codeVerifier, verifierContext(id)), redirectUri, createdAt: now, expiresAt, usedAt: null });
     return { url: request.url.href, expiresAt };
   }
@@ -375,7 +379,7 @@ export class OAuthConnections implements ConnectionProvider {
     const conn = await this.o.storage.oauth.getConnection(provider, org);
     if (!conn) throw new BifrostError("CONNECTION_NOT_FOUND", `provider "${provider}" has no connection ${org === null ? "that is global" : `for org "${org}"`}`);
     if (conn.status === "needs_reauth") throw this.reauthError(conn);
-    await this.refreshShared(conn, true, undefined);
+    await this.refreshShared(conn, true);
     const after = await this.o.storage.oauth.getConnection(provider, org);
     return this.view(after ?? conn);
   }
@@ -387,7 +391,7 @@ export class OAuthConnections implements ConnectionProvider {
         const conn = await this.o.storage.oauth.getConnection(k.provider, k.org);
         // The job's window (skew plus its interval) decided it is due; only a person can fix needs_reauth.
         if (!conn || conn.status === "needs_reauth") continue;
-        await this.refreshShared(conn, false, undefined);
+        await this.refreshShared(conn, false);
       } catch (err) {
         this.o.logger.debug({ err, provider: k.provider, org: k.org }, "a scheduled token refresh failed");
       }
@@ -472,6 +476,17 @@ export class OAuthConnections implements ConnectionProvider {
   private logFailure(f: ClassifiedFailure, context: { provider: string; org: string | null } | undefined): void {
     this.o.logger.warn({ event: "oauth_failure", provider: context?.provider, org: context?.org, category: f.category, code: f.code, description: f.description, fix: f.fix }, "oauth_failure");
   }
+}
+
+/** `promise`, or the signal's abort, whichever comes first (the promise goes on for others). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(new BifrostError("RUN_ABORTED", "the invocation ended while it waited for an OAuth token"));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new BifrostError("RUN_ABORTED", "the invocation ended while it waited for an OAuth token"));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 export function authorization(grant: AccessGrant): string {
