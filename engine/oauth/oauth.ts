@@ -1,7 +1,4 @@
 import { BifrostError } from "../../common/errors.js";
-import type { Storage } from "../../storage/types.js";
-import type { Logger } from "../logger.js";
-import type { SecretBox } from "../secrets/key.js";
 import { checkProviderConfig } from "./config-checks.js";
 import { OAuthConnections, type OAuthConnectionsOptions } from "./connections.js";
 import { diagnose } from "./diagnose.js";
@@ -9,13 +6,7 @@ import { probeUrl } from "./probe.js";
 import { openClientSecret, parseProviderInput, providerView, secretContext, toProviderRecord } from "./providers.js";
 import type { Diagnosis, OAuthCheck, ProviderView } from "./types.js";
 
-export interface OAuthOptions {
-  storage: Storage;
-  secrets: SecretBox;
-  logger: Logger;
-  now: () => number;
-  owner: string;
-  publicUrl: string;
+export interface OAuthOptions extends Pick<OAuthConnectionsOptions, "storage" | "secrets" | "logger" | "now" | "owner" | "publicUrl"> {
   /** Whether BIFROST_PUBLIC_URL was set (the redirect URI's domain is only checked against a real one). */
   publicUrlSet: boolean;
   connections?: Partial<Pick<OAuthConnectionsOptions, "refreshSkewMs" | "leaseMs" | "leasePollMs" | "stateTtlMs">>;
@@ -31,7 +22,8 @@ export class OAuth {
   readonly connections: OAuthConnections;
 
   constructor(private readonly o: OAuthOptions) {
-    this.connections = new OAuthConnections({ storage: o.storage, secrets: o.secrets, logger: o.logger, now: o.now, owner: o.owner, publicUrl: o.publicUrl, ...o.connections });
+    const { storage, secrets, logger, now, owner, publicUrl } = o;
+    this.connections = new OAuthConnections({ storage, secrets, logger, now, owner, publicUrl, ...o.connections });
   }
 
   private get env() {
