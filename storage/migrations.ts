@@ -308,6 +308,28 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable("oauth_providers").addColumn("client_auth", "text", (c) => c.notNull().defaultTo("client_secret_post")).execute();
       },
     },
+    "0014_webhook_secrets_per_org": {
+      async up(db: Kysely<unknown>) {
+        // A webhook secret per workflow and org ("" = the org-less hook, the one secret there was):
+        // one client's sender cannot start another client's runs. The key changes, so the table is
+        // rebuilt; every existing secret becomes its workflow's org-less one, sealed as before.
+        await db.schema
+          .createTable("webhook_secrets_by_org")
+          .addColumn("workflow", "text", (c) => c.notNull())
+          .addColumn("org", "text", (c) => c.notNull())
+          .addColumn("secret", "text", (c) => c.notNull())
+          .addColumn("created_at", time, (c) => c.notNull())
+          .addColumn("rotated_at", time)
+          .addColumn("previous_secret", "text")
+          .addColumn("previous_until", time)
+          .addPrimaryKeyConstraint("webhook_secrets_pk", ["workflow", "org"])
+          .execute();
+        await sql`insert into webhook_secrets_by_org (workflow, org, secret, created_at, rotated_at, previous_secret, previous_until)
+                  select workflow, '', secret, created_at, rotated_at, previous_secret, previous_until from webhook_secrets`.execute(db);
+        await db.schema.dropTable("webhook_secrets").execute();
+        await db.schema.alterTable("webhook_secrets_by_org").renameTo("webhook_secrets").execute();
+      },
+    },
   };
 }
 

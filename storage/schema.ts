@@ -97,6 +97,8 @@ export interface ApiKeysTable {
 
 export interface WebhookSecretsTable {
   workflow: string;
+  /** "" = the org-less hook. */
+  org: string;
   /** Sealed (engine/secrets/seal.ts), never the secret itself. */
   secret: string;
   created_at: number;

@@ -277,6 +277,8 @@ export interface KeyRepository {
 
 export interface WebhookSecretRecord {
   workflow: string;
+  /** null: the hook without an org (`POST /api/hooks/:workflow`); else `?org=` hooks of that org. */
+  org: string | null;
   /** The secret as sealed by engine/secrets; storage never sees it in the clear. */
   sealed: string;
   createdAt: number;
@@ -287,14 +289,14 @@ export interface WebhookSecretRecord {
 }
 
 export interface WebhookSecretRepository {
-  get(workflow: string): Promise<WebhookSecretRecord | undefined>;
-  /** Stores a first secret unless the workflow has one already; returns the one that is stored. */
-  createIfAbsent(record: { workflow: string; sealed: string; createdAt: number }): Promise<WebhookSecretRecord>;
+  get(workflow: string, org: string | null): Promise<WebhookSecretRecord | undefined>;
+  /** Stores a first secret unless the workflow has one for that org already; returns the one that is stored. */
+  createIfAbsent(record: { workflow: string; org: string | null; sealed: string; createdAt: number }): Promise<WebhookSecretRecord>;
   /**
    * Replaces the secret of a workflow that has one (undefined when it has none); the replaced one
    * stays acceptable until `previousUntil` (null: not at all).
    */
-  replace(workflow: string, sealed: string, now: number, previousUntil: number | null): Promise<WebhookSecretRecord | undefined>;
+  replace(workflow: string, org: string | null, sealed: string, now: number, previousUntil: number | null): Promise<WebhookSecretRecord | undefined>;
 }
 
 export interface SecretKeyCheckRepository {

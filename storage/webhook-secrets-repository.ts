@@ -3,12 +3,12 @@ import type { Database, WebhookSecretsTable } from "./schema.js";
 import type { SecretKeyCheckRepository, WebhookSecretRecord, WebhookSecretRepository } from "./types.js";
 
 function toSecret(row: Selectable<WebhookSecretsTable>): WebhookSecretRecord {
-  return { workflow: row.workflow, sealed: row.secret, createdAt: row.created_at, rotatedAt: row.rotated_at, previousSealed: row.previous_secret, previousUntil: row.previous_until };
+  return { workflow: row.workflow, org: row.org === "" ? null : row.org, sealed: row.secret, createdAt: row.created_at, rotatedAt: row.rotated_at, previousSealed: row.previous_secret, previousUntil: row.previous_until };
 }
 
 export function webhookSecretRepository(db: Kysely<Database>): WebhookSecretRepository {
-  const get = async (workflow: string) => {
-    const row = await db.selectFrom("webhook_secrets").selectAll().where("workflow", "=", workflow).executeTakeFirst();
+  const get = async (workflow: string, org: string | null) => {
+    const row = await db.selectFrom("webhook_secrets").selectAll().where("workflow", "=", workflow).where("org", "=", org ?? "").executeTakeFirst();
     return row && toSecret(row);
   };
   return {
@@ -17,17 +17,17 @@ export function webhookSecretRepository(db: Kysely<Database>): WebhookSecretRepo
       // Two engines registering the same webhook workflow at once both end up with the first secret.
       await db
         .insertInto("webhook_secrets")
-        .values({ workflow: record.workflow, secret: record.sealed, created_at: record.createdAt, rotated_at: null, previous_secret: null, previous_until: null })
-        .onConflict((oc) => oc.column("workflow").doNothing())
+        .values({ workflow: record.workflow, org: record.org ?? "", secret: record.sealed, created_at: record.createdAt, rotated_at: null, previous_secret: null, previous_until: null })
+        .onConflict((oc) => oc.columns(["workflow", "org"]).doNothing())
         .execute();
-      const stored = await get(record.workflow);
+      const stored = await get(record.workflow, record.org);
       if (!stored) throw new Error(`the webhook secret of ${record.workflow} was not stored`);
       return stored;
     },
-    async replace(workflow, sealed, now, previousUntil) {
+    async replace(workflow, org, sealed, now, previousUntil) {
       // In one statement: the secret being replaced (the row's old value) becomes the previous one.
       const previous = previousUntil === null ? { previous_secret: null, previous_until: null } : { previous_secret: sql<string>`secret`, previous_until: previousUntil };
-      const row = await db.updateTable("webhook_secrets").set({ ...previous, secret: sealed, rotated_at: now }).where("workflow", "=", workflow).returningAll().executeTakeFirst();
+      const row = await db.updateTable("webhook_secrets").set({ ...previous, secret: sealed, rotated_at: now }).where("workflow", "=", workflow).where("org", "=", org ?? "").returningAll().executeTakeFirst();
       return row && toSecret(row);
     },
   };

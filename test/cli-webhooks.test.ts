@@ -34,6 +34,12 @@ describe("bifrost webhooks, embedded", () => {
     expect(view).toMatchObject({ workflow: "hook", rotatedAt: expect.any(String) });
     expect(view.secret).not.toBe(secret);
     expect((await bifrost(["webhooks", "show", "hook"], env)).stdout.trim()).toBe(view.secret);
+    // An org's hook has a secret of its own, and a URL that names the org.
+    const acme = await bifrost(["webhooks", "show", "hook", "--org", "acme", "--json"], env);
+    expect(acme.code).toBe(0);
+    const acmeView = JSON.parse(acme.stdout) as { secret: string; org: string; url: string };
+    expect(acmeView).toMatchObject({ org: "acme", url: expect.stringMatching(/\/api\/hooks\/hook\?org=acme$/) });
+    expect(acmeView.secret).not.toBe(view.secret);
     // The old secret keeps working for a day by default; --grace 0 ends it at once.
     expect(rotated.stdout).toContain('"previousValidUntil": "');
     const now = await bifrost(["webhooks", "rotate", "hook", "--grace", "0"], env);

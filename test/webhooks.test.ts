@@ -92,8 +92,8 @@ async function refusedWith(code: string, status: number, send: () => Promise<Rep
 
 describe("webhooks", () => {
   it("creates the secret when the webhook workflow is registered, and only for webhook workflows", async () => {
-    expect(await server.engine.storage.webhookSecrets.get("hook")).toMatchObject({ workflow: "hook", rotatedAt: null });
-    expect(await server.engine.storage.webhookSecrets.get("plain")).toBeUndefined();
+    expect(await server.engine.storage.webhookSecrets.get("hook", null)).toMatchObject({ workflow: "hook", org: null, rotatedAt: null });
+    expect(await server.engine.storage.webhookSecrets.get("plain", null)).toBeUndefined();
     expect((await call("GET", "/api/workflows/hook", { headers: bearer(keys.viewer) })).body.webhook).toBe(true);
     expect((await call("GET", "/api/workflows/plain", { headers: bearer(keys.viewer) })).body.webhook).toBe(false);
   });
@@ -104,6 +104,7 @@ describe("webhooks", () => {
     expect(info.headers.get("cache-control")).toBe("no-store");
     expect(info.body).toEqual({
       workflow: "hook",
+      org: null,
       url: expect.stringMatching(/\/api\/hooks\/hook$/),
       header: "X-Bifrost-Signature",
       secret: expect.stringMatching(/^whsec_[A-Za-z0-9_-]{43}$/),
@@ -244,6 +245,31 @@ describe("webhooks", () => {
     const body = JSON.stringify({ name: "Rotated" });
     await refusedWith("WEBHOOK_SIGNATURE_INVALID", 401, () => call("POST", "/api/hooks/hook", { body, headers: signed(before, body) }));
     expect((await call("POST", "/api/hooks/hook", { body, headers: signed(after, body) })).status).toBe(202);
+  });
+
+  it("an org's hook has its own secret: its runs belong to the org, and no other secret signs for it", async () => {
+    const info = await call("GET", "/api/workflows/hook/webhook?org=acme", { headers: bearer(keys.admin), secretReply: true });
+    expect(info.status).toBe(200);
+    const acme = info.body.secret as string;
+    secretsSeen.add(acme);
+    expect(info.body).toMatchObject({ workflow: "hook", org: "acme", url: expect.stringMatching(/\/api\/hooks\/hook\?org=acme$/) });
+    expect(acme).not.toBe(current());
+    const body = JSON.stringify({ name: "Acme" });
+    const accepted = await call("POST", "/api/hooks/hook?org=acme", { body, headers: signed(acme, body) });
+    expect(accepted.status).toBe(202);
+    expect(await server.engine.waitForRun(accepted.body.id as string, 20_000)).toMatchObject({ org: "acme", trigger: "webhook" });
+    // The org-less secret does not sign for acme, acme's does not sign org-less calls or another org's.
+    await refusedWith("WEBHOOK_SIGNATURE_INVALID", 401, () => call("POST", "/api/hooks/hook?org=acme", { body, headers: signed(current(), body) }));
+    await refusedWith("WEBHOOK_SIGNATURE_INVALID", 401, () => call("POST", "/api/hooks/hook", { body, headers: signed(acme, body) }));
+    await refusedWith("WEBHOOK_SIGNATURE_INVALID", 401, () => call("POST", "/api/hooks/hook?org=beta", { body, headers: signed(acme, body) }));
+    // An org nobody asked a secret for gets none from an unsigned caller's attempt.
+    expect(await server.engine.storage.webhookSecrets.get("hook", "beta")).toBeUndefined();
+    await refusedWith("VALIDATION_FAILED", 400, () => call("POST", "/api/hooks/hook?org=not%20an%20org", { body, headers: signed(acme, body) }));
+    // Rotating acme's secret leaves the org-less one alone.
+    const rotated = await call("POST", "/api/workflows/hook/webhook/rotate?org=acme&grace=0", { headers: bearer(keys.admin), secretReply: true });
+    secretsSeen.add(rotated.body.secret as string);
+    expect(rotated.body).toMatchObject({ org: "acme", previousValidUntil: null });
+    expect(await secret()).toBe(current());
   });
 
   it("the secret appears in no log line, no other reply, and not in the clear in the database", async () => {

@@ -155,6 +155,7 @@ export const health = object({ status: { type: "string", enum: ["ok", "unavailab
 
 export const webhookInfo = object({
   workflow: { type: "string" },
+  org: { type: nullable("string"), description: "null: the org-less hook; else the hook of that org, with its own secret" },
   url: { type: "string" },
   header: { type: "string", enum: ["X-Bifrost-Signature"] },
   secret: { type: "string", description: "HMAC-SHA256 key of the signature: shown only here" },

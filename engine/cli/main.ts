@@ -35,8 +35,10 @@ Usage:
                                          a new API key (admin, operator or viewer), printed once
   bifrost keys list                      API keys (never their secrets)
   bifrost keys revoke <key-id>           refuse a key from now on
-  bifrost webhooks show <workflow>       a webhook workflow's secret (stdout) and how to sign with it
-  bifrost webhooks rotate <workflow> [--grace 24h]
+  bifrost webhooks show <workflow> [--org ORG]
+                                         a webhook workflow's secret (stdout) and how to sign with it;
+                                         with --org, that org's hook (its own secret and URL)
+  bifrost webhooks rotate <workflow> [--org ORG] [--grace 24h]
                                          replace the secret; the old one keeps working for the grace
                                          (default 24h, at most 7d; --grace 0 ends it at once)
   bifrost schedules list [--workflow W] [--org ORG]

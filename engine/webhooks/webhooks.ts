@@ -23,6 +23,8 @@ export interface WebhookDeps {
 /** What an admin sees of a workflow's webhook: the only place the secret is ever shown. */
 export interface WebhookInfo {
   workflow: string;
+  /** null: the org-less hook; else the hook of that org (its URL carries `?org=`). */
+  org: string | null;
   url: string;
   header: string;
   secret: string;
@@ -49,7 +51,7 @@ export class Webhooks {
   constructor(private readonly deps: WebhookDeps) {
     deps.events.on("workflow:registered", ({ name }) => {
       if (!deps.known(name)?.definition.webhook) return;
-      const creating = this.stored(name).then(
+      const creating = this.stored(name, null).then(
         () => undefined,
         (err: unknown) => deps.logger.error({ err, workflow: name }, "could not create the webhook secret; it is created when first used"),
       );
@@ -70,67 +72,76 @@ export class Webhooks {
     throw new BifrostError("WEBHOOK_NOT_FOUND", `No webhook for workflow "${name}": no registered workflow of that name declares webhook: true`, { details: { workflow: name } });
   }
 
-  /** Checks the signature against the secret, and against the one a rotation replaced while its grace lasts. */
-  async verify(name: string, body: Buffer, header: string | undefined): Promise<SignatureCheck> {
+  /**
+   * Checks the signature against the secret of the workflow's hook for `org` (null: the org-less
+   * hook), and against the one a rotation replaced while its grace lasts. An org's secret exists
+   * once an admin asked for it: a call for an org without one is refused, and creates nothing.
+   */
+  async verify(name: string, body: Buffer, header: string | undefined, org: string | null = null): Promise<SignatureCheck> {
     await this.requireWebhook(name);
-    const record = await this.stored(name);
+    const record = org === null ? await this.stored(name, null) : await this.deps.storage.webhookSecrets.get(name, org);
+    if (!record) return verifySignature(newWebhookSecret(), body, header);
     const check = verifySignature(this.open(record), body, header);
     if (check.ok || check.reason !== "mismatch" || record.previousSealed === null || (record.previousUntil ?? 0) <= this.deps.now()) return check;
-    return verifySignature(this.deps.secrets.open(record.previousSealed, contextOf(name)), body, header);
+    return verifySignature(this.deps.secrets.open(record.previousSealed, contextOf(name, org)), body, header);
   }
 
-  async info(name: string): Promise<WebhookInfo> {
+  /** The hook's secret for `org` (created for that org on first asking), with how to use it. */
+  async info(name: string, org: string | null = null): Promise<WebhookInfo> {
     await this.requireWebhook(name);
-    return this.view(await this.stored(name));
+    return this.view(await this.stored(name, org));
   }
 
   /**
    * Replaces the secret. The old one keeps working for `graceMs` (default a day) so that senders
    * can switch without refused calls; 0 ends it at once (a leaked secret).
    */
-  async rotate(name: string, graceMs: number = DEFAULT_ROTATION_GRACE_MS): Promise<WebhookInfo> {
+  async rotate(name: string, graceMs: number = DEFAULT_ROTATION_GRACE_MS, org: string | null = null): Promise<WebhookInfo> {
     if (!Number.isInteger(graceMs) || graceMs < 0 || graceMs > MAX_ROTATION_GRACE_MS) throw new BifrostError("VALIDATION_FAILED", "grace: a duration from 0 (the old secret stops working at once) to 7d");
     await this.requireWebhook(name);
-    await this.stored(name);
+    await this.stored(name, org);
     const now = this.deps.now();
-    const replaced = await this.deps.storage.webhookSecrets.replace(name, this.seal(name, newWebhookSecret()), now, graceMs === 0 ? null : now + graceMs);
+    const replaced = await this.deps.storage.webhookSecrets.replace(name, org, this.seal(name, org, newWebhookSecret()), now, graceMs === 0 ? null : now + graceMs);
     if (!replaced) throw new BifrostError("INTERNAL", `the webhook secret of "${name}" disappeared while it was rotated`);
     this.deps.events.emit("webhook:secret", { workflow: name, reason: "rotated" });
-    this.deps.logger.info({ workflow: name, graceMs }, "webhook secret rotated");
+    this.deps.logger.info({ workflow: name, org, graceMs }, "webhook secret rotated");
     return this.view(replaced);
   }
 
-  /** The stored secret, created first if the workflow has none yet. */
-  private async stored(name: string): Promise<WebhookSecretRecord> {
-    const existing = await this.deps.storage.webhookSecrets.get(name);
+  /** The stored secret of the hook for `org`, created first if there is none yet. */
+  private async stored(name: string, org: string | null): Promise<WebhookSecretRecord> {
+    const existing = await this.deps.storage.webhookSecrets.get(name, org);
     if (existing) return existing;
     const createdAt = this.deps.now();
-    const sealed = this.seal(name, newWebhookSecret());
-    const record = await this.deps.storage.webhookSecrets.createIfAbsent({ workflow: name, sealed, createdAt });
+    const sealed = this.seal(name, org, newWebhookSecret());
+    const record = await this.deps.storage.webhookSecrets.createIfAbsent({ workflow: name, org, sealed, createdAt });
     if (record.sealed === sealed) {
       this.deps.events.emit("webhook:secret", { workflow: name, reason: "created" });
-      this.deps.logger.info({ workflow: name }, "webhook secret created");
+      this.deps.logger.info({ workflow: name, org }, "webhook secret created");
     }
     return record;
   }
 
-  private seal(name: string, secret: string): string {
-    return this.deps.secrets.seal(secret, contextOf(name));
+  private seal(name: string, org: string | null, secret: string): string {
+    return this.deps.secrets.seal(secret, contextOf(name, org));
   }
 
   private open(record: WebhookSecretRecord): string {
-    return this.deps.secrets.open(record.sealed, contextOf(record.workflow));
+    return this.deps.secrets.open(record.sealed, contextOf(record.workflow, record.org));
   }
 
   private view(record: WebhookSecretRecord): WebhookInfo {
     const secret = this.open(record);
-    const url = `${this.deps.publicUrl}/api/hooks/${record.workflow}`;
+    const url = `${this.deps.publicUrl}/api/hooks/${record.workflow}${record.org === null ? "" : `?org=${encodeURIComponent(record.org)}`}`;
     const previousValidUntil = record.previousSealed !== null && record.previousUntil !== null && record.previousUntil > this.deps.now() ? record.previousUntil : null;
-    return { workflow: record.workflow, url, header: SIGNATURE_HEADER, secret, example: curlExample(url, secret), createdAt: record.createdAt, rotatedAt: record.rotatedAt, previousValidUntil };
+    return { workflow: record.workflow, org: record.org, url, header: SIGNATURE_HEADER, secret, example: curlExample(url, secret), createdAt: record.createdAt, rotatedAt: record.rotatedAt, previousValidUntil };
   }
 }
 
-/** Bound into each sealed secret: a sealed value copied to another workflow's row does not open. */
-function contextOf(name: string): string {
-  return `webhook_secret:${name}`;
+/**
+ * Bound into each sealed secret: a sealed value copied to another workflow's (or org's) row does
+ * not open. The org-less hook keeps the context its secrets were sealed with before orgs had hooks.
+ */
+function contextOf(name: string, org: string | null): string {
+  return org === null ? `webhook_secret:${name}` : `webhook_secret:${name}:org:${org}`;
 }

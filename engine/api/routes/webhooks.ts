@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from "fastify";
 import type { Engine } from "../../engine.js";
 import { BifrostError } from "../../../common/errors.js";
+import { isOrg } from "../../auth/org.js";
 import { parseDuration } from "../../duration.js";
 import type { WebhookInfo } from "../../webhooks/webhooks.js";
 
@@ -10,6 +11,7 @@ const nameParams = { type: "object", properties: { name: { type: "string", minLe
 export function webhookView(info: WebhookInfo) {
   return {
     workflow: info.workflow,
+    org: info.org,
     url: info.url,
     header: info.header,
     secret: info.secret,
@@ -29,17 +31,26 @@ export function readGrace(text: string | undefined): number | undefined {
   return ms;
 }
 
-const rotateQuery = { type: "object", additionalProperties: false, properties: { grace: { type: "string", maxLength: 32, description: "how long the old secret keeps working: 0, or a duration such as 1h (default 24h, at most 7d)" } } } as const;
+const orgProperty = { type: "string", maxLength: 128, description: "the org whose hook this is (its own secret; runs it starts belong to the org); absent: the org-less hook" } as const;
+const infoQuery = { type: "object", additionalProperties: false, properties: { org: orgProperty } } as const;
+const rotateQuery = { type: "object", additionalProperties: false, properties: { org: orgProperty, grace: { type: "string", maxLength: 32, description: "how long the old secret keeps working: 0, or a duration such as 1h (default 24h, at most 7d)" } } } as const;
+
+/** `?org=` of a hook: an org name (checked), or null for the org-less hook. */
+export function hookOrg(text: string | undefined): string | null {
+  if (text === undefined) return null;
+  if (!isOrg(text)) throw new BifrostError("VALIDATION_FAILED", `org ${JSON.stringify(text.slice(0, 40))} is not an org name`, { details: [{ field: "org", message: "letters, digits, '_', '.', ':' or '-', starting with a letter or digit, at most 128 characters" }] });
+  return text;
+}
 
 export const webhookRoutes = (engine: Engine): FastifyPluginAsync =>
   async (app) => {
-    app.get<{ Params: { name: string } }>("/api/workflows/:name/webhook", { schema: { params: nameParams }, config: { access: "admin" } }, async (request, reply) => {
+    app.get<{ Params: { name: string }; Querystring: { org?: string } }>("/api/workflows/:name/webhook", { schema: { params: nameParams, querystring: infoQuery }, config: { access: "admin" } }, async (request, reply) => {
       void reply.header("cache-control", "no-store");
-      return webhookView(await engine.webhooks.info(request.params.name));
+      return webhookView(await engine.webhooks.info(request.params.name, hookOrg(request.query.org)));
     });
 
-    app.post<{ Params: { name: string }; Querystring: { grace?: string } }>("/api/workflows/:name/webhook/rotate", { schema: { params: nameParams, querystring: rotateQuery }, config: { access: "admin" } }, async (request, reply) => {
+    app.post<{ Params: { name: string }; Querystring: { grace?: string; org?: string } }>("/api/workflows/:name/webhook/rotate", { schema: { params: nameParams, querystring: rotateQuery }, config: { access: "admin" } }, async (request, reply) => {
       void reply.header("cache-control", "no-store");
-      return webhookView(await engine.webhooks.rotate(request.params.name, readGrace(request.query.grace)));
+      return webhookView(await engine.webhooks.rotate(request.params.name, readGrace(request.query.grace), hookOrg(request.query.org)));
     });
   };
