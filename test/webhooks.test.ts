@@ -272,6 +272,16 @@ describe("webhooks", () => {
     expect(await secret()).toBe(current());
   });
 
+  it("with an API key instead of a signature, an org key acts in its own org and a global key in the ?org given", async () => {
+    const acmeKey = await createTestKey(server.engine, "operator", "acme");
+    const body = JSON.stringify({ name: "Keyed" });
+    await refusedWith("FORBIDDEN", 403, () => call("POST", "/api/hooks/hook?org=beta", { body, headers: { ...json, ...bearer(acmeKey) } }));
+    const own = await call("POST", "/api/hooks/hook?org=acme", { body, headers: { ...json, ...bearer(acmeKey) } });
+    expect(await server.engine.waitForRun(own.body.id as string, 20_000)).toMatchObject({ org: "acme" });
+    const global = await call("POST", "/api/hooks/hook?org=beta", { body, headers: { ...json, ...bearer(keys.operator) } });
+    expect(await server.engine.waitForRun(global.body.id as string, 20_000)).toMatchObject({ org: "beta" });
+  });
+
   it("the secret appears in no log line, no other reply, and not in the clear in the database", async () => {
     // Make the engine log and answer a good deal first: runs, failures, listings.
     await call("GET", "/api/runs?workflow=hook&limit=200", { headers: bearer(keys.viewer) });
