@@ -76,11 +76,12 @@ function readFailure(value: unknown): FailureView | null {
 }
 
 /** The error a classified failure is for the API, the CLI and a run: its category and fix go with it. */
-export function failureError(f: FailureView | ClassifiedFailure, subject: string, retryable: boolean): BifrostError {
+function categorizedError(code: ErrorCode, subject: string, f: FailureView | ClassifiedFailure): BifrostError {
   const description = "description" in f ? f.description : f.message;
-  const code: ErrorCode = retryable ? "OAUTH_UNAVAILABLE" : "OAUTH_FAILED";
   return new BifrostError(code, `${subject}: ${f.category}${f.code ? ` (${f.code})` : ""}: ${description}`, { category: f.category, fix: f.fix, details: { category: f.category, providerCode: f.code } });
 }
+
+const failureError = (f: ClassifiedFailure, subject: string): BifrostError => categorizedError(f.retryable ? "OAUTH_UNAVAILABLE" : "OAUTH_FAILED", subject, f);
 
 export class OAuthConnections implements ConnectionProvider {
   private readonly inFlight = new Map<string, Promise<AccessGrant>>();
@@ -143,10 +144,12 @@ export class OAuthConnections implements ConnectionProvider {
    * token's lifetime: a provider that issues 60-second tokens is not asked for a new one on every use.
    */
   private isFresh(conn: OAuthConnectionRecord): boolean {
-    if (conn.expiresAt === null) return false;
-    const issuedAt = conn.lastRefreshAt ?? conn.connectedAt ?? conn.expiresAt;
-    const window = Math.min(this.skewMs, Math.max(0, conn.expiresAt - issuedAt) / 2);
-    return conn.expiresAt - this.o.now() > window;
+    return conn.expiresAt !== null && conn.expiresAt - this.o.now() > this.refreshWindow(conn, conn.expiresAt);
+  }
+
+  private refreshWindow(conn: OAuthConnectionRecord, expiresAt: number): number {
+    const issuedAt = conn.lastRefreshAt ?? conn.connectedAt ?? expiresAt;
+    return Math.min(this.skewMs, Math.max(0, expiresAt - issuedAt) / 2);
   }
 
   private isValid(conn: OAuthConnectionRecord): boolean {
@@ -167,14 +170,13 @@ export class OAuthConnections implements ConnectionProvider {
   private reauthError(conn: OAuthConnectionRecord): BifrostError {
     const failure = readFailure(conn.lastFailure);
     const subject = `the ${conn.provider} connection${conn.org === null ? "" : ` of org "${conn.org}"`} needs to be connected again`;
-    if (!failure) return new BifrostError("OAUTH_NEEDS_REAUTH", subject);
-    return new BifrostError("OAUTH_NEEDS_REAUTH", `${subject}: ${failure.category}${failure.code ? ` (${failure.code})` : ""}: ${failure.message}`, { category: failure.category, fix: failure.fix, details: { category: failure.category, providerCode: failure.code } });
+    return failure ? categorizedError("OAUTH_NEEDS_REAUTH", subject, failure) : new BifrostError("OAUTH_NEEDS_REAUTH", subject);
   }
 
-  /** One refresh per connection in this process; callers that arrive meanwhile share its outcome. */
   /**
-   * The refresh is everyone's, so no caller's signal stops it: a caller whose invocation ends stops
-   * waiting (untilAborted), the others still get the token.
+   * One refresh per connection in this process; callers that arrive meanwhile share its outcome.
+   * It is everyone's, so no caller's signal stops it: a caller whose invocation ends stops waiting
+   * (untilAborted), the others still get the token.
    */
   private refreshShared(conn: OAuthConnectionRecord, force: boolean): Promise<AccessGrant> {
     const k = key(conn.provider, conn.org);
@@ -247,7 +249,7 @@ export class OAuthConnections implements ConnectionProvider {
         this.o.logger.warn({ provider, org, category: f.category }, "an OAuth token could not be refreshed ahead of its expiry; the current one is still valid and is used");
         return this.grant(conn);
       }
-      throw failureError(f, subject, f.retryable);
+      throw failureError(f, subject);
     }
     const at = this.o.now();
     const sealed = this.seal(provider, org, response, record.scopes, at);
@@ -311,7 +313,7 @@ export class OAuthConnections implements ConnectionProvider {
       const at = this.o.now();
       const update = failure.retryable ? { status: "refresh_failed", nextRetryAt: at + RETRY_BASE_MS } : { status: "needs_reauth", nextRetryAt: null };
       await this.o.storage.oauth.recordFailure(provider, org, { ...update, failure: failureView(failure, at) }, at);
-      throw failureError(failure, `connecting ${provider}${org === null ? "" : ` for org "${org}"`} with client credentials failed`, failure.retryable);
+      throw failureError(failure, `connecting ${provider}${org === null ? "" : ` for org "${org}"`} with client credentials failed`);
     }
   }
 
@@ -416,7 +418,8 @@ export class OAuthConnections implements ConnectionProvider {
 
   view(c: OAuthConnectionRecord): ConnectionView {
     let status = c.status as ConnectionStatus;
-    if (status === "healthy" && (c.expiresAt === null || c.expiresAt - this.o.now() <= this.skewMs)) status = "expiring";
+    // Expiring means what the next use does: refresh first (the same window as isFresh).
+    if (status === "healthy" && !this.isFresh(c)) status = "expiring";
     return {
       provider: c.provider,
       org: c.org,
