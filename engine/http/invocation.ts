@@ -276,8 +276,7 @@ export class InvocationHttp {
 
   /** A 401 or 403 that remained: the connection classifies it and keeps it as its last failure. */
   private async refusal(connection: string, answer: Answer): Promise<{ category: string; fix: string } | undefined> {
-    const wwwAuthenticate = answer.headers["www-authenticate"];
-    const header = Array.isArray(wwwAuthenticate) ? wwwAuthenticate.join(", ") : wwwAuthenticate;
+    const header = answer.headers["www-authenticate"];
     const provider = this.deps.service.connections;
     if (!provider.apiRefused) return AUTH_CATEGORIES[answer.status];
     try {
@@ -287,11 +286,10 @@ export class InvocationHttp {
     }
   }
 
-  private reply(spec: HttpRequestSpec, answer: Answer, notRetried: string | undefined, refusal?: { category: string; fix: string }): HttpReply {
+  private reply(spec: HttpRequestSpec, answer: Answer, notRetried: string | undefined, auth?: { category: string; fix: string }): HttpReply {
     const response = guestResponse(answer.status, answer.headers, answer.body);
     if (response.ok || !spec.throwOnError) return { response };
     const excerpt = bodyExcerpt(answer.body);
-    const auth = refusal;
     const shown = excerpt.length > 200 ? `${excerpt.slice(0, 200)}…` : excerpt;
     const message = `${spec.method} ${describeUrl(spec.url)} answered ${answer.status}${shown ? `: ${shown}` : ""}${notRetried ? ` (not retried: ${notRetried})` : ""}`;
     const err = new BifrostError("HTTP_ERROR", message, { details: { status: answer.status, method: spec.method, host: spec.url.host, body: excerpt }, ...(auth ? { fix: auth.fix, category: auth.category } : {}) });
