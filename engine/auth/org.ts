@@ -7,6 +7,23 @@ export function isOrg(value: string): boolean {
   return value.length <= 128 && ORG_PATTERN.test(value);
 }
 
+const ORG_RULE = "letters, digits, '_', '.', ':' or '-', starting with a letter or digit, at most 128 characters";
+
+/**
+ * The `org` a request names (a query parameter): checked, or null when it names none. `absent`
+ * says what leaving it out means there, for the fix.
+ */
+export function requestedOrg(requested: string | undefined, absent: string): string | null {
+  if (requested === undefined) return null;
+  if (!isOrg(requested)) {
+    throw new BifrostError("VALIDATION_FAILED", `org ${JSON.stringify(requested.slice(0, 40))} is not an org name`, {
+      details: [{ field: "org", message: ORG_RULE }],
+      fix: `Pass an org name (${ORG_RULE}), or leave org out for ${absent}.`,
+    });
+  }
+  return requested;
+}
+
 /** What a caller may see: `org` set means only runs of that org (an org key); unset means all. */
 export interface RunScope {
   org?: string | undefined;

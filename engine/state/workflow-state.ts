@@ -1,6 +1,6 @@
 import { BifrostError } from "../../common/errors.js";
 import type { StateRecord } from "../../storage/types.js";
-import { isOrg, type RunScope } from "../auth/org.js";
+import { requestedOrg, type RunScope } from "../auth/org.js";
 import type { Engine } from "../engine.js";
 import { stateKeyProblem } from "./keys.js";
 
@@ -20,10 +20,7 @@ export type StateView = ReturnType<typeof stateView>;
 
 /** The org asked for (checked), or null: the state of the runs without an org. */
 function askedOrg(requested: string | undefined): string | null {
-  if (requested !== undefined && !isOrg(requested)) {
-    throw new BifrostError("VALIDATION_FAILED", `org ${JSON.stringify(requested.slice(0, 40))} is not an org name`, { details: { org: requested.slice(0, 200) } });
-  }
-  return requested ?? null;
+  return requestedOrg(requested, "the state of the runs without an org");
 }
 
 /** The org whose state a caller reads: an org key reads its own, named or not; undefined for another org's. */

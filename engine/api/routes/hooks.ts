@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from "fastify";
 import { BifrostError } from "../../../common/errors.js";
 import type { Engine } from "../../engine.js";
+import { triggerOrg } from "../../auth/org.js";
 import { orgScope } from "../auth.js";
 import { hookOrg } from "./webhooks.js";
 import { checkCharset, parseJsonBytes } from "../json-body.js";
@@ -56,14 +57,10 @@ export const hookRoutes = (engine: Engine): FastifyPluginAsync =>
         }
         const params = hasBody ? parseJsonBytes(raw) : undefined;
         const key = request.headers[IDEMPOTENCY_HEADER];
-        // A key of one org acts in its own org (another org's ?org= is refused like any other route's).
-        const scope = orgScope(request);
-        if (scope !== undefined && org !== null && org !== scope) {
-          throw new BifrostError("FORBIDDEN", `This API key is limited to org "${scope}" and cannot start runs of org "${org}"`, { details: { org, keyOrg: scope } });
-        }
         const { run, created } = await engine.triggerRun(name, {
           params,
-          org: scope ?? org,
+          // A key of one org acts in its own org only, as on POST /api/workflows/:name/runs.
+          org: triggerOrg(orgScope(request), org),
           trigger: "webhook",
           idempotencyKey: typeof key === "string" ? key : null,
         });

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync, FastifyRequest } from "fastify";
 import { BifrostError, ERROR_CODES } from "../../../common/errors.js";
-import { isOrg } from "../../auth/org.js";
+import { requestedOrg } from "../../auth/org.js";
 import type { Engine } from "../../engine.js";
 import { ENTITY_ID, PROVIDER_NAME } from "../../oauth/providers.js";
 import { orgScope } from "../auth.js";
@@ -61,9 +61,7 @@ const tags = ["oauth"];
 
 /** The org an admin route acts on: the one asked for (checked), or null for the global connection. */
 function askedOrg(requested: string | undefined): string | null {
-  if (requested === undefined) return null;
-  if (!isOrg(requested)) throw new BifrostError("VALIDATION_FAILED", `org ${JSON.stringify(requested.slice(0, 40))} is not an org name`, { details: { org: requested.slice(0, 200) }, fix: "Pass an org name: letters, digits, '_', '.', ':' or '-', starting with a letter or digit, at most 128 characters; leave org out for the global connection." });
-  return requested;
+  return requestedOrg(requested, "the global connection");
 }
 
 /** The org a read route looks at: an org key its own (naming another is a 403), other keys the one asked for. */

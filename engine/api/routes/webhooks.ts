@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from "fastify";
 import type { Engine } from "../../engine.js";
 import { BifrostError } from "../../../common/errors.js";
-import { isOrg } from "../../auth/org.js";
+import { requestedOrg } from "../../auth/org.js";
 import { parseDuration } from "../../duration.js";
 import type { WebhookInfo } from "../../webhooks/webhooks.js";
 
@@ -37,9 +37,7 @@ const rotateQuery = { type: "object", additionalProperties: false, properties: {
 
 /** `?org=` of a hook: an org name (checked), or null for the org-less hook. */
 export function hookOrg(text: string | undefined): string | null {
-  if (text === undefined) return null;
-  if (!isOrg(text)) throw new BifrostError("VALIDATION_FAILED", `org ${JSON.stringify(text.slice(0, 40))} is not an org name`, { details: [{ field: "org", message: "letters, digits, '_', '.', ':' or '-', starting with a letter or digit, at most 128 characters" }] });
-  return text;
+  return requestedOrg(text, "the org-less hook");
 }
 
 export const webhookRoutes = (engine: Engine): FastifyPluginAsync =>
