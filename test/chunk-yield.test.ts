@@ -1,7 +1,6 @@
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { engineTracker, workflowSource } from "./helpers.js";
+import { listenLocal } from "./http-servers.js";
 
 /**
  * Between chunks the runner ends an invocation whose next chunk would not fit in what is left of
@@ -33,7 +32,7 @@ describe("chunked invocations", () => {
   it("ends the invocation before a chunk that would not fit, and goes on in a fresh one", async () => {
     const clock = { offset: 0 };
     const received: number[] = [];
-    const server = createServer((req, res) => {
+    const server = await listenLocal((req, res) => {
       let body = "";
       req.on("data", (d: Buffer) => (body += d.toString()));
       req.on("end", () => {
@@ -42,9 +41,8 @@ describe("chunked invocations", () => {
         res.writeHead(200, { "content-type": "application/json" }).end("{}");
       });
     });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    closers.push(() => new Promise((resolve) => server.close(() => resolve())));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/upsert`;
+    closers.push(server.close);
+    const url = `${server.url}/upsert`;
 
     // The engine's clock moves only when a chunk's request arrives: chunk durations are exactly 0.8 s
     // however slow the machine is.

@@ -1,7 +1,7 @@
-import { createServer, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { ServerResponse } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
 import { engineTracker, workflowSource } from "./helpers.js";
+import { listenLocal } from "./http-servers.js";
 
 /**
  * An engine that was frozen (SIGSTOP, a stalled VM) past its run's lease must not send the run's
@@ -33,7 +33,7 @@ describe("ctx.http and the run's lease", () => {
     let held: ServerResponse | undefined;
     let gateArrived: () => void = () => {};
     const gate = new Promise<void>((resolve) => (gateArrived = resolve));
-    const server = createServer((req, res) => {
+    const server = await listenLocal((req, res) => {
       seen.push(req.url ?? "");
       if (req.url === "/gate" && held === undefined) {
         held = res;
@@ -42,9 +42,8 @@ describe("ctx.http and the run's lease", () => {
       }
       res.writeHead(200, { "content-type": "application/json" }).end("{}");
     });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    closers.push(() => new Promise((resolve) => server.close(() => resolve())));
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    closers.push(server.close);
+    const base = server.url;
 
     // A long lease: neither the heartbeat nor the guard timer runs during the test's few milliseconds.
     const { engine } = await tracker.open({ workflows: { "flow.ts": FLOW }, config: { sandboxMemoryMb: 32, leaseMs: 60_000 }, deps: { now: () => Date.now() + clock.offset } });

@@ -1,10 +1,10 @@
-import { createServer, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { ServerResponse } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
 import { createKey, revokeKey } from "../engine/auth/key-store.js";
 import { loadConfig } from "../engine/config.js";
 import { startServer, type RunningServer } from "../engine/server.js";
 import { bearer, memoryLogger, tempDir, workflowSource, writeFiles } from "./helpers.js";
+import { listenLocal } from "./http-servers.js";
 
 /**
  * A live log stream was authorized when it opened; revoking its key ends it with the error a new
@@ -21,16 +21,15 @@ afterEach(async () => {
 describe("a live log stream and its key", () => {
   it("ends with UNAUTHENTICATED once its key is revoked", async () => {
     let held: ServerResponse | undefined;
-    const upstream = createServer((_req, res) => (held = res));
-    await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
+    const upstream = await listenLocal((_req, res) => (held = res));
     // Closed in this order: the held answer goes out (so the run can end), the engine stops, then this server.
     closers.push(async () => void held?.end("{}"));
     const workflowsDir = tempDir("bifrost-wf-");
     writeFiles(workflowsDir, { "waits.ts": WAITS });
     const server: RunningServer = await startServer(loadConfig({}, { dataDir: tempDir(), workflowsDir, port: 0, watch: false, pollMs: 50 }), { logger: memoryLogger().logger });
-    closers.push(() => server.close(), () => new Promise<void>((resolve) => upstream.close(() => resolve())));
+    closers.push(() => server.close(), upstream.close);
     const operator = await createKey(server.engine.storage, { role: "operator", org: null }, Date.now());
-    const { run } = await server.engine.triggerRun("waits", { params: { url: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/slow` } });
+    const { run } = await server.engine.triggerRun("waits", { params: { url: `${upstream.url}/slow` } });
 
     const res = await fetch(`${server.url}/api/runs/${run.id}/logs`, { headers: { ...bearer(operator.key), accept: "text/event-stream" } });
     expect(res.status).toBe(200);

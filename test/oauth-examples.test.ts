@@ -1,10 +1,9 @@
 import { readFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Engine } from "../engine/engine.js";
 import type { RunRecord } from "../storage/types.js";
 import { engineTracker } from "./helpers.js";
+import { listenLocal } from "./http-servers.js";
 import { startOAuthServer, type OAuthTestServer } from "./oauth-server.js";
 
 /**
@@ -26,7 +25,7 @@ afterEach(async () => {
 /** Graph- and Halo-like answers for a bearer token the OAuth server issued; 401 otherwise, 403 on /forbidden. */
 async function apiServer(oauth: OAuthTestServer): Promise<{ url: string; seen: string[] }> {
   const seen: string[] = [];
-  const server: Server = createServer((req, res) => {
+  const server = await listenLocal((req, res) => {
     const path = new URL(req.url ?? "/", "http://x").pathname;
     seen.push(path);
     const token = (req.headers.authorization ?? "").replace(/^Bearer /, "");
@@ -38,9 +37,8 @@ async function apiServer(oauth: OAuthTestServer): Promise<{ url: string; seen: s
     if (path === "/api/tickets") return send(200, { record_count: 2, tickets: [{ id: 1, summary: "Printer", client_name: "Acme" }, { id: 2, summary: "VPN" }] });
     return send(404, {});
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  closers.push(() => new Promise((resolve) => server.close(() => resolve())));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+  closers.push(server.close);
+  return { url: server.url, seen };
 }
 
 async function setup(): Promise<{ engine: Engine; oauth: OAuthTestServer; api: { url: string; seen: string[] } }> {
