@@ -1,5 +1,5 @@
 import type { LogLevel } from "../../storage/types.js";
-import { ERROR_CODES, type ErrorCode, type ErrorCodeInfo, type ErrorData } from "../../common/errors.js";
+import { ERROR_CODES, hintFor, type ErrorCode, type ErrorData } from "../../common/errors.js";
 import { formatDuration } from "../duration.js";
 
 const useColor = process.stdout.isTTY && !process.env.NO_COLOR;
@@ -71,8 +71,8 @@ export function logLine(line: PrintableLogLine): string {
  */
 function fixInTerminal(error: ErrorData): string | undefined {
   if (!error.fix || !Object.hasOwn(ERROR_CODES, error.code)) return error.fix;
-  const info: ErrorCodeInfo = ERROR_CODES[error.code as ErrorCode];
-  return error.fix === info.hint && info.cli ? info.cli : error.fix;
+  const code = error.code as ErrorCode;
+  return error.fix === ERROR_CODES[code].hint ? hintFor(code, "cli") : error.fix;
 }
 
 export function errorText(error: ErrorData): string {
